@@ -1,0 +1,486 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "duration.h"
+
+#define DEFAULT_BODY "Hello world!\n"
+#define MAX_RESPONSE_BODY_BYTES (64ull * 1024 * 1024)
+#define MAX_REQUEST_BODY_LIMIT_BYTES (1024ull * 1024 * 1024)
+
+enum option_kind { OPT_DURATION, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_PATH, OPT_FLAG };
+
+enum option_id {
+    OPT_ID_LISTEN,
+    OPT_ID_TLS_LISTEN,
+    OPT_ID_TLS_CERT,
+    OPT_ID_TLS_KEY,
+    OPT_ID_STATS_LISTEN,
+    OPT_ID_WORKERS,
+    OPT_ID_DELAY,
+    OPT_ID_MAX_DELAY,
+    OPT_ID_BODY_FILE,
+    OPT_ID_BODY_SIZE,
+    OPT_ID_MAX_BODY_SIZE,
+    OPT_ID_IDLE_TIMEOUT,
+    OPT_ID_DRAIN_TIMEOUT,
+    OPT_ID_BACKLOG,
+    OPT_ID_HELP,
+    OPT_ID_VERSION,
+    OPT_ID_COUNT,
+};
+
+struct option_spec {
+    const char *flag;     /* without the leading "--" */
+    enum option_kind kind;
+    const char *arg_name; /* for --help */
+    const char *default_text;
+    const char *help;
+    uint64_t min, max; /* inclusive range for durations (ns), counts and sizes */
+};
+
+static const struct option_spec option_specs[OPT_ID_COUNT] = {
+    [OPT_ID_LISTEN] = {"listen", OPT_LISTEN, "ADDR:PORT", CONFIG_DEFAULT_LISTEN,
+                       "benchmark listener, HTTP/1.1 and HTTP/2 cleartext (repeatable; env: comma-separated)"},
+    [OPT_ID_TLS_LISTEN] = {"tls-listen", OPT_LISTEN, "ADDR:PORT", "none",
+                           "TLS listener, HTTP/2 or HTTP/1.1 by ALPN (repeatable; needs --tls-cert and --tls-key)"},
+    [OPT_ID_TLS_CERT] = {"tls-cert", OPT_PATH, "FILE", "none", "PEM certificate chain for --tls-listen"},
+    [OPT_ID_TLS_KEY] = {"tls-key", OPT_PATH, "FILE", "none", "PEM private key for --tls-listen"},
+    [OPT_ID_STATS_LISTEN] = {"stats-listen", OPT_LISTEN, "ADDR:PORT", "none",
+                             "extra listener serving only /stats, /metrics and /healthz (repeatable)"},
+    [OPT_ID_WORKERS] = {"workers", OPT_UINT, "N", "online CPUs", "worker processes", 1, STATS_MAX_WORKERS},
+    [OPT_ID_DELAY] = {"delay", OPT_DURATION, "DURATION", "10ms", "delay before every response (us, ms, s; bare = ms)", 0,
+                      DURATION_MAX_NS},
+    [OPT_ID_MAX_DELAY] = {"max-delay", OPT_DURATION, "DURATION", "60s", "largest delay /wait/<ms> may ask for", 0,
+                          DURATION_MAX_NS},
+    [OPT_ID_BODY_FILE] = {"body-file", OPT_PATH, "FILE", "none", "response body read from FILE (at most 64 MiB)"},
+    [OPT_ID_BODY_SIZE] = {"body-size", OPT_SIZE, "BYTES", "13", "response body of BYTES bytes (k, m, g suffixes)", 0,
+                          MAX_RESPONSE_BODY_BYTES},
+    [OPT_ID_MAX_BODY_SIZE] = {"max-body-size", OPT_SIZE, "BYTES", "1m", "largest request body accepted (larger: 413)", 0,
+                              MAX_REQUEST_BODY_LIMIT_BYTES},
+    [OPT_ID_IDLE_TIMEOUT] = {"idle-timeout", OPT_DURATION, "DURATION", "120s", "close keep-alive connections idle this long",
+                             1000000ull, DURATION_MAX_NS},
+    [OPT_ID_DRAIN_TIMEOUT] = {"drain-timeout", OPT_DURATION, "DURATION", "5s",
+                              "on SIGTERM, how long held requests may take before exit", 0, DURATION_MAX_NS},
+    [OPT_ID_BACKLOG] = {"backlog", OPT_UINT, "N", "65535", "listen() backlog (the kernel caps it at net.core.somaxconn)", 1,
+                        1u << 24},
+    [OPT_ID_HELP] = {"help", OPT_FLAG, NULL, NULL, "print this help and exit"},
+    [OPT_ID_VERSION] = {"version", OPT_FLAG, NULL, NULL, "print versions of mockupstream, h2o, libev, jemalloc and exit"},
+};
+
+/* Where each option's value came from while loading; flags replace environment values. */
+struct raw_values {
+    const char *value[OPT_ID_COUNT];
+    const char *source[OPT_ID_COUNT]; /* "--delay" or "MOCKUPSTREAM_DELAY", for error messages */
+    char source_buf[OPT_ID_COUNT][64];
+    /* repeatable listeners: all values for the option, from one source */
+    const char *listens[OPT_ID_COUNT][CONFIG_MAX_LISTENERS];
+    size_t listen_count[OPT_ID_COUNT];
+};
+
+static int fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t err_size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void env_name_for(const char *flag, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "MOCKUPSTREAM_");
+    for (const char *p = flag; *p && n + 1 < size; p++)
+        buf[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    buf[n] = '\0';
+}
+
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (; envp != NULL && *envp != NULL; envp++)
+        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+            return *envp + len + 1;
+    return NULL;
+}
+
+/* "ADDR:PORT", "[V6ADDR]:PORT" or "localhost:PORT"; numeric addresses only, so start-up never waits
+ * on DNS. */
+static int parse_listen(const char *text, struct config_listener *out, char *err, size_t err_size, const char *source)
+{
+    const char *colon = strrchr(text, ':');
+    char host[64];
+    const char *allowed = "allowed: ADDR:PORT with a numeric IPv4 address, [IPv6]:PORT or localhost:PORT, port 1-65535";
+    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon == text)
+        return fail(err, err_size, "%s: '%s' is not an address (%s)", source, text, allowed);
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+
+    const char *port_text = colon + 1;
+    char *end;
+    errno = 0;
+    long port = strtol(port_text, &end, 10);
+    if (*port_text == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535 || *port_text == '+' ||
+        *port_text == '-' || *port_text == ' ')
+        return fail(err, err_size, "%s: '%s' has no valid port (%s)", source, text, allowed);
+
+    memset(&out->addr, 0, sizeof(out->addr));
+    if (host[0] == '[') {
+        size_t hlen = strlen(host);
+        if (hlen < 3 || host[hlen - 1] != ']')
+            return fail(err, err_size, "%s: '%s' is not an address (%s)", source, text, allowed);
+        host[hlen - 1] = '\0';
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+        if (inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) != 1)
+            return fail(err, err_size, "%s: '%s' is not an IPv6 address (%s)", source, text, allowed);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*sin6);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+        const char *numeric = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+        if (inet_pton(AF_INET, numeric, &sin->sin_addr) != 1)
+            return fail(err, err_size, "%s: '%s' is not an address (%s)", source, text, allowed);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*sin);
+    }
+    snprintf(out->text, sizeof(out->text), "%s", text);
+    return 0;
+}
+
+static int read_whole_file(const char *path, char **out, size_t *out_len, char *err, size_t err_size, const char *source)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, err_size, "%s: cannot read '%s': %s (allowed: a readable file of at most 64 MiB)", source, path,
+                    strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_RESPONSE_BODY_BYTES) {
+        close(fd);
+        return fail(err, err_size, "%s: '%s' is not a regular file of at most 64 MiB", source, path);
+    }
+    char *data = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (data != NULL && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (data == NULL || got != (size_t)st.st_size) {
+        free(data);
+        return fail(err, err_size, "%s: cannot read '%s'", source, path);
+    }
+    *out = data;
+    *out_len = got;
+    return 0;
+}
+
+/* Records one value for option `id` from `source`. Repeatable listener options collect values. */
+static int raw_set(struct raw_values *raw, enum option_id id, const char *value, const char *source, char *err,
+                   size_t err_size)
+{
+    if (option_specs[id].kind == OPT_LISTEN) {
+        if (raw->listen_count[id] == CONFIG_MAX_LISTENERS)
+            return fail(err, err_size, "%s: too many listeners (allowed: at most %d)", source, CONFIG_MAX_LISTENERS);
+        raw->listens[id][raw->listen_count[id]++] = value;
+    }
+    raw->value[id] = value;
+    snprintf(raw->source_buf[id], sizeof(raw->source_buf[id]), "%s", source);
+    raw->source[id] = raw->source_buf[id];
+    return 0;
+}
+
+static int load_environment(struct raw_values *raw, char *const *envp, char **env_copies, char *err, size_t err_size)
+{
+    for (int id = 0; id < OPT_ID_COUNT; id++) {
+        if (option_specs[id].kind == OPT_FLAG)
+            continue;
+        char name[64];
+        env_name_for(option_specs[id].flag, name, sizeof(name));
+        const char *value = env_lookup(envp, name);
+        if (value == NULL)
+            continue;
+        if (option_specs[id].kind != OPT_LISTEN) {
+            raw_set(raw, (enum option_id)id, value, name, err, err_size);
+            continue;
+        }
+        /* listeners in the environment: comma-separated, split into a private copy */
+        char *copy = strdup(value);
+        if (copy == NULL)
+            return fail(err, err_size, "out of memory");
+        env_copies[id] = copy;
+        char *save = NULL;
+        for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save))
+            if (raw_set(raw, (enum option_id)id, item, name, err, err_size) != 0)
+                return -1;
+        if (raw->listen_count[id] == 0)
+            return fail(err, err_size, "%s: '%s' names no address (allowed: ADDR:PORT[,ADDR:PORT...])", name, value);
+    }
+    return 0;
+}
+
+static int load_arguments(struct raw_values *raw, int argc, char **argv, bool *flag_seen, char *err, size_t err_size)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0)
+            return fail(err, err_size, "unexpected argument '%s' (flags start with --; see --help)", arg);
+        const char *name = arg + 2, *inline_value = strchr(name, '=');
+        size_t name_len = inline_value ? (size_t)(inline_value - name) : strlen(name);
+        int id = -1;
+        for (int k = 0; k < OPT_ID_COUNT; k++)
+            if (strlen(option_specs[k].flag) == name_len && strncmp(option_specs[k].flag, name, name_len) == 0)
+                id = k;
+        if (id < 0)
+            return fail(err, err_size, "unknown flag '%s' (see --help for the allowed flags)", arg);
+        char source[64];
+        snprintf(source, sizeof(source), "--%s", option_specs[id].flag);
+        if (option_specs[id].kind == OPT_FLAG) {
+            if (inline_value != NULL)
+                return fail(err, err_size, "%s takes no value (got '%s')", source, inline_value + 1);
+            raw->value[id] = "1";
+            continue;
+        }
+        const char *value = inline_value ? inline_value + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value == NULL)
+            return fail(err, err_size, "%s needs a value (%s)", source, option_specs[id].arg_name);
+        /* the first flag for a listener option replaces what the environment said */
+        if (option_specs[id].kind == OPT_LISTEN && !flag_seen[id])
+            raw->listen_count[id] = 0;
+        flag_seen[id] = true;
+        if (raw_set(raw, (enum option_id)id, value, source, err, err_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int convert_number(const struct raw_values *raw, enum option_id id, uint64_t *out, char *err, size_t err_size)
+{
+    const struct option_spec *spec = &option_specs[id];
+    const char *v = raw->value[id];
+    char min_text[32], max_text[32];
+    int ok = 0;
+    uint64_t n = 0;
+    switch (spec->kind) {
+    case OPT_DURATION:
+        ok = duration_parse_ns(v, strlen(v), &n) == 0 && n >= spec->min && n <= spec->max;
+        if (!ok)
+            return fail(err, err_size, "%s: '%s' is not a duration from %s to %s (allowed: e.g. 10ms, 250us, 1.5s; bare numbers are ms)",
+                        raw->source[id], v, duration_format(spec->min, min_text, sizeof(min_text)),
+                        duration_format(spec->max, max_text, sizeof(max_text)));
+        break;
+    case OPT_SIZE:
+        ok = size_parse_bytes(v, strlen(v), spec->max, &n) == 0 && n >= spec->min;
+        if (!ok)
+            return fail(err, err_size, "%s: '%s' is not a size from %llu to %llu bytes (allowed: digits with optional k, m, g)",
+                        raw->source[id], v, (unsigned long long)spec->min, (unsigned long long)spec->max);
+        break;
+    case OPT_UINT:
+        ok = size_parse_bytes(v, strlen(v), spec->max, &n) == 0 && n >= spec->min && strspn(v, "0123456789") == strlen(v);
+        if (!ok)
+            return fail(err, err_size, "%s: '%s' is not a whole number from %llu to %llu", raw->source[id], v,
+                        (unsigned long long)spec->min, (unsigned long long)spec->max);
+        break;
+    default:
+        return fail(err, err_size, "internal: option %s is not numeric", spec->flag);
+    }
+    *out = n;
+    return 0;
+}
+
+static int apply_listeners(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
+{
+    static const struct {
+        enum option_id id;
+        enum stats_listener kind;
+    } listener_options[] = {
+        {OPT_ID_LISTEN, STATS_LISTENER_HTTP},
+        {OPT_ID_TLS_LISTEN, STATS_LISTENER_TLS},
+        {OPT_ID_STATS_LISTEN, STATS_LISTENER_STATS},
+    };
+    for (size_t k = 0; k < sizeof(listener_options) / sizeof(listener_options[0]); k++) {
+        enum option_id id = listener_options[k].id;
+        size_t count = raw->listen_count[id];
+        const char *default_listen = CONFIG_DEFAULT_LISTEN;
+        if (id == OPT_ID_LISTEN && count == 0)
+            count = 1; /* the default */
+        for (size_t i = 0; i < count; i++) {
+            if (cfg->listener_count == CONFIG_MAX_LISTENERS)
+                return fail(err, err_size, "too many listeners (allowed: at most %d in all)", CONFIG_MAX_LISTENERS);
+            struct config_listener *l = &cfg->listeners[cfg->listener_count];
+            const char *text = raw->listen_count[id] ? raw->listens[id][i] : default_listen;
+            const char *source = raw->listen_count[id] ? raw->source[id] : "default --listen";
+            if (parse_listen(text, l, err, err_size, source) != 0)
+                return -1;
+            l->kind = listener_options[k].kind;
+            for (size_t j = 0; j < cfg->listener_count; j++)
+                if (cfg->listeners[j].addr_len == l->addr_len && memcmp(&cfg->listeners[j].addr, &l->addr, l->addr_len) == 0)
+                    return fail(err, err_size, "%s: '%s' is given twice (allowed: each address once)", source, text);
+            cfg->listener_count++;
+        }
+    }
+    return 0;
+}
+
+static int apply_tls(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
+{
+    bool want_tls = raw->listen_count[OPT_ID_TLS_LISTEN] != 0;
+    static const enum option_id files[] = {OPT_ID_TLS_CERT, OPT_ID_TLS_KEY};
+    for (size_t i = 0; i < 2; i++) {
+        enum option_id id = files[i];
+        if (!want_tls) {
+            if (raw->value[id] != NULL)
+                return fail(err, err_size, "%s is set but --tls-listen is not (allowed: TLS files only with --tls-listen)",
+                            raw->source[id]);
+            continue;
+        }
+        if (raw->value[id] == NULL || raw->value[id][0] == '\0')
+            return fail(err, err_size, "--tls-listen needs --%s FILE (a readable PEM file)", option_specs[id].flag);
+        if (access(raw->value[id], R_OK) != 0)
+            return fail(err, err_size, "%s: cannot read '%s': %s (allowed: a readable PEM file)", raw->source[id],
+                        raw->value[id], strerror(errno));
+    }
+    if (want_tls) {
+        cfg->tls_cert_path = strdup(raw->value[OPT_ID_TLS_CERT]);
+        cfg->tls_key_path = strdup(raw->value[OPT_ID_TLS_KEY]);
+        if (cfg->tls_cert_path == NULL || cfg->tls_key_path == NULL)
+            return fail(err, err_size, "out of memory");
+    }
+    return 0;
+}
+
+static int apply_body(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
+{
+    if (raw->value[OPT_ID_BODY_FILE] != NULL && raw->value[OPT_ID_BODY_SIZE] != NULL)
+        return fail(err, err_size, "%s and %s both set (allowed: one of them)", raw->source[OPT_ID_BODY_FILE],
+                    raw->source[OPT_ID_BODY_SIZE]);
+    if (raw->value[OPT_ID_BODY_FILE] != NULL)
+        return read_whole_file(raw->value[OPT_ID_BODY_FILE], &cfg->body, &cfg->body_bytes, err, err_size,
+                               raw->source[OPT_ID_BODY_FILE]);
+    uint64_t size = strlen(DEFAULT_BODY);
+    if (raw->value[OPT_ID_BODY_SIZE] != NULL && convert_number(raw, OPT_ID_BODY_SIZE, &size, err, err_size) != 0)
+        return -1;
+    /* a sized body repeats the default text, so it stays readable in a terminal */
+    cfg->body = malloc(size + 1);
+    if (cfg->body == NULL)
+        return fail(err, err_size, "out of memory for a %llu-byte body", (unsigned long long)size);
+    for (uint64_t i = 0; i < size; i++)
+        cfg->body[i] = DEFAULT_BODY[i % strlen(DEFAULT_BODY)];
+    cfg->body[size] = '\0';
+    cfg->body_bytes = size;
+    return 0;
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv, char *const *envp, char *err, size_t err_size)
+{
+    struct raw_values raw;
+    bool flag_seen[OPT_ID_COUNT] = {false};
+    char *env_copies[OPT_ID_COUNT] = {NULL};
+    enum config_result result = CONFIG_ERROR;
+    uint64_t n;
+
+    memset(&raw, 0, sizeof(raw));
+    memset(cfg, 0, sizeof(*cfg));
+    err[0] = '\0';
+
+    if (load_environment(&raw, envp, env_copies, err, err_size) != 0 ||
+        load_arguments(&raw, argc, argv, flag_seen, err, err_size) != 0)
+        goto done;
+    if (raw.value[OPT_ID_HELP] != NULL) {
+        result = CONFIG_SHOW_HELP;
+        goto done;
+    }
+    if (raw.value[OPT_ID_VERSION] != NULL) {
+        result = CONFIG_SHOW_VERSION;
+        goto done;
+    }
+
+    /* numeric options with their defaults */
+    static const struct {
+        enum option_id id;
+        uint64_t default_value;
+    } numeric_defaults[] = {
+        {OPT_ID_DELAY, 10 * 1000000ull},          {OPT_ID_MAX_DELAY, 60 * 1000000000ull},
+        {OPT_ID_IDLE_TIMEOUT, 120 * 1000000000ull}, {OPT_ID_DRAIN_TIMEOUT, 5 * 1000000000ull},
+        {OPT_ID_MAX_BODY_SIZE, 1024 * 1024},      {OPT_ID_BACKLOG, 65535},
+        {OPT_ID_WORKERS, 0},
+    };
+    uint64_t values[OPT_ID_COUNT] = {0};
+    for (size_t i = 0; i < sizeof(numeric_defaults) / sizeof(numeric_defaults[0]); i++) {
+        enum option_id id = numeric_defaults[i].id;
+        values[id] = numeric_defaults[i].default_value;
+        if (raw.value[id] != NULL && convert_number(&raw, id, &values[id], err, err_size) != 0)
+            goto done;
+    }
+    cfg->delay_ns = values[OPT_ID_DELAY];
+    cfg->max_delay_ns = values[OPT_ID_MAX_DELAY];
+    cfg->idle_timeout_ns = values[OPT_ID_IDLE_TIMEOUT];
+    cfg->drain_timeout_ns = values[OPT_ID_DRAIN_TIMEOUT];
+    cfg->max_body_bytes = values[OPT_ID_MAX_BODY_SIZE];
+    cfg->backlog = (int)values[OPT_ID_BACKLOG];
+    if (cfg->delay_ns > cfg->max_delay_ns) {
+        char max_text[32];
+        fail(err, err_size, "%s: '%s' is above --max-delay %s (allowed: at most the max delay)", raw.source[OPT_ID_DELAY],
+             raw.value[OPT_ID_DELAY], duration_format(cfg->max_delay_ns, max_text, sizeof(max_text)));
+        goto done;
+    }
+
+    n = values[OPT_ID_WORKERS];
+    if (raw.value[OPT_ID_WORKERS] == NULL) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus < 1 ? 1 : (uint64_t)cpus > STATS_MAX_WORKERS ? STATS_MAX_WORKERS : (uint64_t)cpus;
+    }
+    cfg->workers = (unsigned)n;
+
+    if (apply_listeners(cfg, &raw, err, err_size) != 0 || apply_tls(cfg, &raw, err, err_size) != 0 ||
+        apply_body(cfg, &raw, err, err_size) != 0)
+        goto done;
+    result = CONFIG_OK;
+
+done:
+    for (int i = 0; i < OPT_ID_COUNT; i++)
+        free(env_copies[i]);
+    if (result == CONFIG_ERROR)
+        config_free(cfg);
+    return result;
+}
+
+void config_free(struct config *cfg)
+{
+    free(cfg->tls_cert_path);
+    free(cfg->tls_key_path);
+    free(cfg->body);
+    cfg->tls_cert_path = cfg->tls_key_path = cfg->body = NULL;
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "usage: mockupstream [flags]\n\n"
+                 "An HTTP/1.1 + HTTP/2 server that answers every request after a fixed delay, for benchmarking\n"
+                 "HTTP clients. Every flag can also be set by the environment variable shown; a flag wins.\n\n");
+    for (int id = 0; id < OPT_ID_COUNT; id++) {
+        const struct option_spec *spec = &option_specs[id];
+        char flag[64], env[64];
+        snprintf(flag, sizeof(flag), "--%s%s%s", spec->flag, spec->arg_name ? " " : "", spec->arg_name ? spec->arg_name : "");
+        fprintf(out, "  %-26s %s\n", flag, spec->help);
+        if (spec->kind != OPT_FLAG) {
+            env_name_for(spec->flag, env, sizeof(env));
+            fprintf(out, "  %-26s env %s, default %s\n", "", env, spec->default_text);
+        }
+    }
+    fprintf(out, "\nPaths: any path answers 200 after --delay; /wait/<ms> waits <ms> instead; /stats (JSON),\n"
+                 "/metrics (Prometheus) and /healthz answer at once.\n");
+}

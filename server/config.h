@@ -1,0 +1,57 @@
+/* config: the command line and MOCKUPSTREAM_* environment, validated once at start-up.
+ *
+ * Every flag can also come from the environment variable MOCKUPSTREAM_<FLAG> (upper case, '-' as
+ * '_'); a flag given on the command line wins. After config_load() succeeds the request path can
+ * trust every field: ranges are checked, files are read, addresses are resolved. */
+#ifndef MOCKUPSTREAM_CONFIG_H
+#define MOCKUPSTREAM_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "stats.h"
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_DEFAULT_LISTEN "0.0.0.0:8080"
+
+struct config_listener {
+    enum stats_listener kind; /* what it serves: benchmark (cleartext or TLS) or control paths only */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char text[64]; /* as given, for logs and the banner */
+};
+
+struct config {
+    struct config_listener listeners[CONFIG_MAX_LISTENERS];
+    size_t listener_count;
+    char *tls_cert_path; /* NULL without --tls-listen */
+    char *tls_key_path;
+    unsigned workers;
+    uint64_t delay_ns;
+    uint64_t max_delay_ns;
+    uint64_t idle_timeout_ns;
+    uint64_t drain_timeout_ns;
+    uint64_t max_body_bytes; /* request bodies above this get 413 */
+    char *body;              /* the response body, owned */
+    size_t body_bytes;
+    int backlog;
+};
+
+enum config_result {
+    CONFIG_OK = 0,
+    CONFIG_ERROR = -1,       /* err holds one line naming the value and what is allowed */
+    CONFIG_SHOW_HELP = 1,    /* --help */
+    CONFIG_SHOW_VERSION = 2, /* --version */
+};
+
+/* Fills *cfg from argv and envp (a NULL-terminated "NAME=value" array, usually `environ`). */
+enum config_result config_load(struct config *cfg, int argc, char **argv, char *const *envp, char *err, size_t err_size);
+
+/* Releases what config_load allocated. */
+void config_free(struct config *cfg);
+
+/* Prints --help text: every flag, its variable, default and meaning. */
+void config_print_help(FILE *out);
+
+#endif

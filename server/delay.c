@@ -1,0 +1,330 @@
+#include "delay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+struct delay_fifo {
+    uint64_t delay_ns;
+    struct delay_entry *head, *tail;
+    size_t heap_index;
+    struct delay_fifo *hash_next;
+};
+
+/* ---- min-heap of non-empty FIFOs, keyed by head->due_ns ---- */
+
+static uint64_t fifo_key(const struct delay_fifo *fifo)
+{
+    return fifo->head->due_ns;
+}
+
+static void heap_place(struct delay_queue *queue, size_t index, struct delay_fifo *fifo)
+{
+    queue->heap[index] = fifo;
+    fifo->heap_index = index;
+}
+
+static void heap_sift_up(struct delay_queue *queue, size_t index)
+{
+    struct delay_fifo *fifo = queue->heap[index];
+    while (index > 0) {
+        size_t parent = (index - 1) / 2;
+        if (fifo_key(queue->heap[parent]) <= fifo_key(fifo))
+            break;
+        heap_place(queue, index, queue->heap[parent]);
+        index = parent;
+    }
+    heap_place(queue, index, fifo);
+}
+
+static void heap_sift_down(struct delay_queue *queue, size_t index)
+{
+    struct delay_fifo *fifo = queue->heap[index];
+    for (;;) {
+        size_t child = 2 * index + 1;
+        if (child >= queue->heap_len)
+            break;
+        if (child + 1 < queue->heap_len && fifo_key(queue->heap[child + 1]) < fifo_key(queue->heap[child]))
+            child++;
+        if (fifo_key(fifo) <= fifo_key(queue->heap[child]))
+            break;
+        heap_place(queue, index, queue->heap[child]);
+        index = child;
+    }
+    heap_place(queue, index, fifo);
+}
+
+static int heap_insert(struct delay_queue *queue, struct delay_fifo *fifo)
+{
+    if (queue->heap_len == queue->heap_cap) {
+        size_t cap = queue->heap_cap ? queue->heap_cap * 2 : 16;
+        struct delay_fifo **heap = realloc(queue->heap, cap * sizeof(*heap));
+        if (heap == NULL)
+            return -1;
+        queue->heap = heap;
+        queue->heap_cap = cap;
+    }
+    heap_place(queue, queue->heap_len++, fifo);
+    heap_sift_up(queue, fifo->heap_index);
+    return 0;
+}
+
+static void heap_remove(struct delay_queue *queue, struct delay_fifo *fifo)
+{
+    size_t index = fifo->heap_index;
+    struct delay_fifo *last = queue->heap[--queue->heap_len];
+    if (last == fifo)
+        return;
+    heap_place(queue, index, last);
+    heap_sift_down(queue, index);
+    heap_sift_up(queue, last->heap_index);
+}
+
+/* ---- FIFOs by delay value ---- */
+
+static size_t fifo_bucket_of(const struct delay_queue *queue, uint64_t delay_ns)
+{
+    /* Fibonacci hashing: delay values are often round numbers of us or ms */
+    return (size_t)((delay_ns * 11400714819323198485ull) >> 40) & (queue->fifo_bucket_count - 1);
+}
+
+static int fifo_table_grow(struct delay_queue *queue)
+{
+    size_t count = queue->fifo_bucket_count ? queue->fifo_bucket_count * 2 : 64;
+    struct delay_fifo **buckets = calloc(count, sizeof(*buckets));
+    if (buckets == NULL)
+        return -1;
+    size_t old_count = queue->fifo_bucket_count;
+    struct delay_fifo **old = queue->fifo_buckets;
+    queue->fifo_buckets = buckets;
+    queue->fifo_bucket_count = count;
+    for (size_t i = 0; i < old_count; i++) {
+        for (struct delay_fifo *fifo = old[i], *next; fifo != NULL; fifo = next) {
+            next = fifo->hash_next;
+            size_t b = fifo_bucket_of(queue, fifo->delay_ns);
+            fifo->hash_next = buckets[b];
+            buckets[b] = fifo;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static struct delay_fifo *fifo_find_or_create(struct delay_queue *queue, uint64_t delay_ns)
+{
+    size_t b = fifo_bucket_of(queue, delay_ns);
+    for (struct delay_fifo *fifo = queue->fifo_buckets[b]; fifo != NULL; fifo = fifo->hash_next)
+        if (fifo->delay_ns == delay_ns)
+            return fifo;
+    if (queue->fifo_count >= queue->fifo_bucket_count) {
+        if (fifo_table_grow(queue) != 0)
+            return NULL;
+        b = fifo_bucket_of(queue, delay_ns);
+    }
+    struct delay_fifo *fifo = calloc(1, sizeof(*fifo));
+    if (fifo == NULL)
+        return NULL;
+    fifo->delay_ns = delay_ns;
+    fifo->hash_next = queue->fifo_buckets[b];
+    queue->fifo_buckets[b] = fifo;
+    queue->fifo_count++;
+    return fifo;
+}
+
+static void fifo_destroy(struct delay_queue *queue, struct delay_fifo *fifo)
+{
+    struct delay_fifo **link = &queue->fifo_buckets[fifo_bucket_of(queue, fifo->delay_ns)];
+    while (*link != fifo)
+        link = &(*link)->hash_next;
+    *link = fifo->hash_next;
+    queue->fifo_count--;
+    free(fifo);
+}
+
+/* An empty FIFO leaves the heap and is freed, so memory follows the delays in use now; the default
+ * delay's FIFO is recreated cheaply when traffic resumes. */
+static void fifo_release_if_empty(struct delay_queue *queue, struct delay_fifo *fifo)
+{
+    if (fifo->head != NULL)
+        return;
+    heap_remove(queue, fifo);
+    fifo_destroy(queue, fifo);
+}
+
+/* ---- the timerfd ---- */
+
+static void timer_arm(struct delay_queue *queue, uint64_t due_ns)
+{
+    struct itimerspec spec = {.it_value = {.tv_sec = (time_t)(due_ns / NS_PER_SEC), .tv_nsec = (long)(due_ns % NS_PER_SEC)}};
+    /* Re-arming also resets the expiry count, so a fired timerfd needs no read() when it is re-armed. */
+    timerfd_settime(queue->timer_fd, TFD_TIMER_ABSTIME, &spec, NULL);
+    queue->armed_due_ns = due_ns;
+    queue->timer_arms++;
+}
+
+static void timer_disarm(struct delay_queue *queue)
+{
+    struct itimerspec spec = {{0, 0}, {0, 0}};
+    timerfd_settime(queue->timer_fd, 0, &spec, NULL);
+    queue->armed_due_ns = 0;
+}
+
+/* Keeps the invariant: if anything is queued, the timerfd fires no later than the earliest due time. */
+static void timer_update(struct delay_queue *queue, uint64_t now_ns)
+{
+    uint64_t next = delay_queue_next_due_ns(queue);
+    if (next == UINT64_MAX) {
+        /* a fired timerfd stays readable until read or re-armed; leave a pending one armed (harmless) */
+        if (queue->armed_due_ns != 0 && queue->armed_due_ns <= now_ns)
+            timer_disarm(queue);
+        return;
+    }
+    if (queue->armed_due_ns == 0 || queue->armed_due_ns <= now_ns || next < queue->armed_due_ns)
+        timer_arm(queue, next);
+}
+
+static void on_timer_readable(struct ev_loop *loop, ev_io *watcher, int revents)
+{
+    struct delay_queue *queue = watcher->data;
+    queue->timer_wakeups++;
+    delay_queue_fire_due(queue);
+    /* fire_due re-armed or disarmed the timer; if it did neither the expiry is still pending: drain it */
+    if (queue->armed_due_ns != 0 && queue->armed_due_ns <= clock_monotonic_ns()) {
+        uint64_t expirations;
+        if (read(queue->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+            return;
+        queue->armed_due_ns = 0;
+    }
+}
+
+/* ---- public ---- */
+
+int delay_queue_init(struct delay_queue *queue, struct ev_loop *loop)
+{
+    memset(queue, 0, sizeof(*queue));
+    queue->loop = loop;
+    queue->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (queue->timer_fd < 0)
+        return -1;
+    if (fifo_table_grow(queue) != 0) {
+        close(queue->timer_fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    ev_io_init(&queue->timer_watcher, on_timer_readable, queue->timer_fd, EV_READ);
+    queue->timer_watcher.data = queue;
+    ev_io_start(loop, &queue->timer_watcher);
+    return 0;
+}
+
+void delay_queue_dispose(struct delay_queue *queue)
+{
+    ev_io_stop(queue->loop, &queue->timer_watcher);
+    close(queue->timer_fd);
+    for (size_t i = 0; i < queue->fifo_bucket_count; i++) {
+        for (struct delay_fifo *fifo = queue->fifo_buckets[i], *next; fifo != NULL; fifo = next) {
+            next = fifo->hash_next;
+            for (struct delay_entry *e = fifo->head; e != NULL; e = e->next)
+                e->fifo = NULL;
+            free(fifo);
+        }
+    }
+    free(queue->fifo_buckets);
+    free(queue->heap);
+    memset(queue, 0, sizeof(*queue));
+    queue->timer_fd = -1;
+}
+
+uint64_t delay_queue_next_due_ns(const struct delay_queue *queue)
+{
+    return queue->heap_len ? fifo_key(queue->heap[0]) : UINT64_MAX;
+}
+
+int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t now_ns)
+{
+    struct delay_fifo *fifo = fifo_find_or_create(queue, delay_ns);
+    if (fifo == NULL)
+        return -1;
+    entry->due_ns = now_ns + delay_ns;
+    entry->fifo = fifo;
+    entry->next = NULL;
+    entry->prev = fifo->tail;
+    /* the clock is monotonic, so appending keeps each FIFO sorted by due time */
+    if (fifo->tail != NULL) {
+        fifo->tail->next = entry;
+        fifo->tail = entry;
+    } else {
+        fifo->head = fifo->tail = entry;
+        if (heap_insert(queue, fifo) != 0) {
+            fifo->head = fifo->tail = NULL;
+            entry->fifo = NULL;
+            fifo_destroy(queue, fifo);
+            return -1;
+        }
+    }
+    queue->queued++;
+    if (entry->due_ns < queue->armed_due_ns || queue->armed_due_ns == 0)
+        timer_update(queue, now_ns);
+    return 0;
+}
+
+void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry)
+{
+    struct delay_fifo *fifo = entry->fifo;
+    if (fifo == NULL)
+        return;
+    bool was_head = fifo->head == entry;
+    if (entry->prev != NULL)
+        entry->prev->next = entry->next;
+    else
+        fifo->head = entry->next;
+    if (entry->next != NULL)
+        entry->next->prev = entry->prev;
+    else
+        fifo->tail = entry->prev;
+    entry->fifo = NULL;
+    entry->next = entry->prev = NULL;
+    queue->queued--;
+    if (fifo->head == NULL)
+        fifo_release_if_empty(queue, fifo);
+    else if (was_head)
+        heap_sift_down(queue, fifo->heap_index); /* the new head is due later */
+    /* an early timer wake-up costs less than re-arming on every cancel: leave the timer alone */
+}
+
+void delay_queue_fire_due(struct delay_queue *queue)
+{
+    if (queue->heap_len == 0) {
+        if (queue->armed_due_ns != 0 && queue->armed_due_ns <= clock_monotonic_ns())
+            timer_update(queue, clock_monotonic_ns());
+        return;
+    }
+    uint64_t now_ns = clock_monotonic_ns();
+    while (queue->heap_len != 0) {
+        struct delay_fifo *fifo = queue->heap[0];
+        struct delay_entry *entry = fifo->head;
+        if (entry->due_ns > now_ns) {
+            /* callbacks take time: look at the clock again before deciding to sleep */
+            now_ns = clock_monotonic_ns();
+            if (entry->due_ns > now_ns)
+                break;
+        }
+        fifo->head = entry->next;
+        if (fifo->head != NULL) {
+            fifo->head->prev = NULL;
+            heap_sift_down(queue, 0);
+        } else {
+            fifo->tail = NULL;
+            fifo_release_if_empty(queue, fifo);
+        }
+        entry->fifo = NULL;
+        entry->next = entry->prev = NULL;
+        queue->queued--;
+        entry->on_due(entry, now_ns);
+    }
+    timer_update(queue, now_ns);
+}

@@ -1,0 +1,73 @@
+/* delay: requests waiting for their due time, in one worker.
+ *
+ * Why not one ev_timer per request: libev's epoll backend rounds its waits up to whole milliseconds
+ * (~0.5 ms late at p50). Instead every distinct delay value gets a FIFO (requests with the same
+ * delay become due in arrival order, so each FIFO is sorted for free), the FIFOs sit in a min-heap
+ * keyed by their head's due time, and one timerfd (CLOCK_MONOTONIC, absolute) watched by an ev_io
+ * wakes the worker for the earliest head. Push and cancel are O(1) unless the FIFO's head changes.
+ *
+ * Entries are also fired from delay_queue_fire_due(), which the worker calls every loop iteration,
+ * so under load most requests leave on a wake-up the worker had anyway and the timerfd is re-armed
+ * only when its expiry has passed or a new earliest entry arrives. Nothing is ever fired early.
+ *
+ * The caller embeds a struct delay_entry in its own request object; the queue never allocates per
+ * request (only per distinct delay value). */
+#ifndef MOCKUPSTREAM_DELAY_H
+#define MOCKUPSTREAM_DELAY_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct delay_entry;
+struct delay_fifo;
+
+/* Called when the entry is due; the entry is already out of the queue. `now_ns` is CLOCK_MONOTONIC. */
+typedef void (*delay_due_cb)(struct delay_entry *entry, uint64_t now_ns);
+
+struct delay_entry {
+    struct delay_entry *next, *prev; /* private */
+    struct delay_fifo *fifo;         /* private: NULL when not queued */
+    uint64_t due_ns;                 /* ro */
+    delay_due_cb on_due;             /* rw: set before delay_queue_push */
+};
+
+struct delay_queue {
+    struct ev_loop *loop;
+    ev_io timer_watcher;
+    int timer_fd;
+    uint64_t armed_due_ns; /* when the timerfd will fire; 0 if disarmed or already fired */
+    /* FIFOs by delay value (chained hash), and the non-empty ones as a min-heap by head due time */
+    struct delay_fifo **fifo_buckets;
+    size_t fifo_bucket_count, fifo_count;
+    struct delay_fifo **heap;
+    size_t heap_len, heap_cap;
+    size_t queued; /* entries waiting now */
+    uint64_t timer_arms, timer_wakeups; /* counters for profiling */
+};
+
+/* Creates the timerfd and starts its watcher on `loop`. Returns 0, or -1 with errno set. */
+int delay_queue_init(struct delay_queue *queue, struct ev_loop *loop);
+
+/* Stops the watcher, closes the timerfd and frees the FIFOs. Queued entries are dropped unfired. */
+void delay_queue_dispose(struct delay_queue *queue);
+
+/* Queues `entry` to fire at now_ns + delay_ns. Returns 0, or -1 if out of memory (entry not queued). */
+int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t now_ns);
+
+/* Removes a queued entry without firing it. Harmless if the entry is not queued. */
+void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry);
+
+static inline bool delay_entry_is_queued(const struct delay_entry *entry)
+{
+    return entry->fifo != NULL;
+}
+
+/* Fires every entry due by now, then makes sure the timerfd is armed for the next one. */
+void delay_queue_fire_due(struct delay_queue *queue);
+
+/* Due time of the earliest queued entry, or UINT64_MAX if none. */
+uint64_t delay_queue_next_due_ns(const struct delay_queue *queue);
+
+#endif

@@ -1,0 +1,237 @@
+#include "h2o_frontend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "h2o_glue.h"
+#include "handler.h"
+#include "tls.h"
+#include "worker.h"
+
+/* The h2o handler, registered in both global configurations; `control_only` tells them apart. */
+struct mock_handler {
+    h2o_handler_t super;
+    bool control_only;
+};
+
+/* A benchmark response waiting for its delay. Allocated from the request's pool so that h2o's
+ * disposal of the request (stream reset, connection closed) reaches on_held_dispose. */
+struct h2o_held {
+    struct delay_entry entry;
+    h2o_req_t *req;
+    struct h2o_frontend *frontend;
+    struct handler_response response;
+};
+
+static h2o_generator_t single_shot_generator = {NULL, NULL};
+
+static struct h2o_frontend *frontend_of(h2o_req_t *req, const struct mock_handler *handler)
+{
+    if (handler->control_only)
+        return H2O_STRUCT_FROM_MEMBER(struct h2o_frontend, control_ctx, req->conn->ctx);
+    return H2O_STRUCT_FROM_MEMBER(struct h2o_frontend, benchmark_ctx, req->conn->ctx);
+}
+
+static enum stats_protocol protocol_of(const h2o_req_t *req)
+{
+    return req->version >= 0x200 ? STATS_PROTOCOL_HTTP2 : STATS_PROTOCOL_HTTP1;
+}
+
+static int is_tls(const h2o_req_t *req)
+{
+    return req->scheme == &H2O_URL_SCHEME_HTTPS;
+}
+
+/* Sends `res` on `req` and counts it. The body must outlive the send: benchmark bodies live in the
+ * config; rendered ones are copied into the request's pool. */
+static void send_response(struct h2o_frontend *frontend, h2o_req_t *req, const struct handler_response *res)
+{
+    struct stats_worker_slot *slot = frontend->worker->slot;
+    req->res.status = res->status;
+    req->res.reason = res->reason;
+    req->res.content_length = res->body_len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, res->content_type, strlen(res->content_type));
+    if (res->allow != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, res->allow, strlen(res->allow));
+
+    h2o_iovec_t body = h2o_iovec_init(res->body, res->body_len);
+    if (res->body == res->rendered.data && res->body_len != 0) {
+        body.base = h2o_mem_alloc_pool(&req->pool, res->body_len);
+        memcpy(body.base, res->body, res->body_len);
+    }
+    if (res->is_control)
+        stats_add(&slot->control_requests, 1);
+    else
+        stats_request_done(slot, protocol_of(req), is_tls(req), res->status, req->entity.len,
+                           res->is_head ? 0 : res->body_len);
+
+    h2o_start_response(req, &single_shot_generator);
+    if (res->is_head)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void on_held_due(struct delay_entry *entry, uint64_t now_ns)
+{
+    struct h2o_held *held = H2O_STRUCT_FROM_MEMBER(struct h2o_held, entry, entry);
+    worker_hold_released(held->frontend->worker, entry, now_ns);
+    send_response(held->frontend, held->req, &held->response);
+}
+
+static void on_held_dispose(void *p)
+{
+    struct h2o_held *held = p;
+    if (delay_entry_is_queued(&held->entry))
+        worker_hold_cancel(held->frontend->worker, &held->entry);
+    handler_response_release(&held->response);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    const struct mock_handler *handler = (const struct mock_handler *)self;
+    struct h2o_frontend *frontend = frontend_of(req, handler);
+    struct worker *worker = frontend->worker;
+    struct handler_request request = {
+        .method = req->method.base,
+        .method_len = req->method.len,
+        .path = req->path.base,
+        .path_len = req->path.len,
+        .listener = handler->control_only ? STATS_LISTENER_STATS : (is_tls(req) ? STATS_LISTENER_TLS : STATS_LISTENER_HTTP),
+    };
+    struct handler_response response;
+    handler_route(&worker->handler, &request, &response);
+
+    if (response.delay_ns == 0) {
+        send_response(frontend, req, &response);
+        handler_response_release(&response);
+        return 0;
+    }
+    struct h2o_held *held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), on_held_dispose);
+    memset(held, 0, sizeof(*held));
+    held->req = req;
+    held->frontend = frontend;
+    held->response = response; /* owns any rendered storage from here on */
+    held->entry.on_due = on_held_due;
+    if (worker_hold(worker, &held->entry, response.delay_ns) != 0) {
+        struct handler_response unavailable = {.status = 503, .reason = handler_reason_phrase(503), .content_type = "text/plain",
+                                               .body = "out of memory holding the request\n"};
+        unavailable.body_len = strlen(unavailable.body);
+        send_response(frontend, req, &unavailable);
+    }
+    return 0;
+}
+
+static void register_handler(h2o_globalconf_t *conf, const struct config *cfg, bool control_only)
+{
+    h2o_config_init(conf);
+    conf->server_name = h2o_iovec_init(H2O_STRLIT("mockupstream"));
+    conf->max_request_entity_size = cfg->max_body_bytes;
+    /* h2o applies these only while no request is held: they bound idle keep-alive connections */
+    conf->http1.req_timeout = cfg->idle_timeout_ns / NS_PER_MS;
+    conf->http2.idle_timeout = cfg->idle_timeout_ns / NS_PER_MS;
+    conf->http2.graceful_shutdown_timeout = cfg->drain_timeout_ns / NS_PER_MS;
+    h2o_hostconf_t *host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    struct mock_handler *handler = (struct mock_handler *)h2o_create_handler(path, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->control_only = control_only;
+}
+
+int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct config *cfg, char *err, size_t err_size)
+{
+    memset(shared, 0, sizeof(*shared));
+    register_handler(&shared->benchmark_conf, cfg, false);
+    register_handler(&shared->control_conf, cfg, true);
+    if (cfg->tls_cert_path != NULL) {
+        shared->ssl_ctx = tls_context_create(cfg->tls_cert_path, cfg->tls_key_path, err, err_size);
+        if (shared->ssl_ctx == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void on_epoll_readable(struct ev_loop *loop, ev_io *watcher, int revents)
+{
+    struct h2o_frontend *frontend = watcher->data;
+    h2o_glue_run_until_idle(frontend->loop);
+}
+
+static void on_h2o_timeout(struct ev_loop *loop, ev_timer *watcher, int revents)
+{
+    struct h2o_frontend *frontend = watcher->data;
+    h2o_glue_run_until_idle(frontend->loop);
+}
+
+int h2o_frontend_init(struct h2o_frontend *frontend, struct worker *worker, struct h2o_frontend_shared *shared, char *err,
+                      size_t err_size)
+{
+    memset(frontend, 0, sizeof(*frontend));
+    frontend->worker = worker;
+    frontend->loop = h2o_evloop_create();
+    h2o_context_init(&frontend->benchmark_ctx, frontend->loop, &shared->benchmark_conf);
+    h2o_context_init(&frontend->control_ctx, frontend->loop, &shared->control_conf);
+
+    frontend->accept_ctx[STATS_LISTENER_HTTP] = (h2o_accept_ctx_t){.ctx = &frontend->benchmark_ctx,
+                                                                   .hosts = shared->benchmark_conf.hosts};
+    frontend->accept_ctx[STATS_LISTENER_TLS] = (h2o_accept_ctx_t){
+        .ctx = &frontend->benchmark_ctx, .hosts = shared->benchmark_conf.hosts, .ssl_ctx = shared->ssl_ctx};
+    frontend->accept_ctx[STATS_LISTENER_STATS] = (h2o_accept_ctx_t){.ctx = &frontend->control_ctx,
+                                                                    .hosts = shared->control_conf.hosts};
+
+    int epoll_fd;
+    if (h2o_glue_epoll_fd(frontend->loop, &epoll_fd, err, err_size) != 0)
+        return -1;
+    ev_io_init(&frontend->epoll_watcher, on_epoll_readable, epoll_fd, EV_READ);
+    frontend->epoll_watcher.data = frontend;
+    ev_io_start(worker->loop, &frontend->epoll_watcher);
+    ev_init(&frontend->timeout_watcher, on_h2o_timeout);
+    frontend->timeout_watcher.data = frontend;
+    return 0;
+}
+
+static void on_connection_close(void *data)
+{
+    /* data points at the kind inside worker->listeners[], which outlives every connection */
+    const struct worker_listener *listener = data;
+    worker_connection_closed(listener->worker, listener->kind);
+}
+
+void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind)
+{
+    h2o_socket_t *sock = h2o_evloop_socket_create(frontend->loop, fd, 0);
+    struct worker *worker = frontend->worker;
+    for (size_t i = 0; i < worker->listener_count; i++) {
+        if (worker->listeners[i].kind == kind) {
+            sock->on_close.cb = on_connection_close;
+            sock->on_close.data = &worker->listeners[i];
+            break;
+        }
+    }
+    h2o_accept(&frontend->accept_ctx[kind], sock);
+}
+
+void h2o_frontend_flush(struct h2o_frontend *frontend)
+{
+    if (h2o_glue_has_pending_work(frontend->loop))
+        h2o_glue_run_until_idle(frontend->loop);
+    uint64_t wait_ms = h2o_glue_next_timeout_ms(frontend->loop);
+    if (wait_ms == UINT64_MAX) {
+        ev_timer_stop(frontend->worker->loop, &frontend->timeout_watcher);
+        return;
+    }
+    /* +1 ms: h2o's clock has millisecond resolution, waking early would find nothing due */
+    double after = (double)(wait_ms + 1) / 1000.0;
+    if (!ev_is_active(&frontend->timeout_watcher) || ev_timer_remaining(frontend->worker->loop, &frontend->timeout_watcher) > after) {
+        ev_timer_stop(frontend->worker->loop, &frontend->timeout_watcher);
+        ev_timer_set(&frontend->timeout_watcher, after, 0.);
+        ev_timer_start(frontend->worker->loop, &frontend->timeout_watcher);
+    }
+}
+
+void h2o_frontend_request_shutdown(struct h2o_frontend *frontend)
+{
+    h2o_context_request_shutdown(&frontend->benchmark_ctx);
+    h2o_context_request_shutdown(&frontend->control_ctx);
+}

@@ -1,0 +1,54 @@
+/* h2o_frontend: the protocol path served by libh2o (HTTP/2, TLS, and any connection handed to it).
+ *
+ * The shared part (two h2o_globalconf_t, one for benchmark listeners and one for the control-only
+ * listener, and the SSL_CTX) is built in the master before forking. Each worker then creates its own
+ * h2o evloop and contexts. Requests are routed by handler_route() like on every other path; held
+ * responses wait in the worker's delay queue and are cancelled when h2o frees the request (client
+ * reset the stream or closed the connection). */
+#ifndef MOCKUPSTREAM_H2O_FRONTEND_H
+#define MOCKUPSTREAM_H2O_FRONTEND_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "config.h"
+#include "stats.h"
+
+struct worker;
+
+struct h2o_frontend_shared {
+    h2o_globalconf_t benchmark_conf;
+    h2o_globalconf_t control_conf;
+    SSL_CTX *ssl_ctx; /* NULL without --tls-listen */
+};
+
+struct h2o_frontend {
+    struct worker *worker;
+    h2o_evloop_t *loop;
+    h2o_context_t benchmark_ctx;
+    h2o_context_t control_ctx;
+    h2o_accept_ctx_t accept_ctx[STATS_LISTENER_COUNT];
+    ev_io epoll_watcher;
+    ev_timer timeout_watcher;
+};
+
+/* Builds the shared configuration. Returns 0, or -1 with one line in err (e.g. a bad certificate). */
+int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct config *cfg, char *err, size_t err_size);
+
+/* Creates this worker's h2o loop and contexts and starts watching them from `worker->loop`. */
+int h2o_frontend_init(struct h2o_frontend *frontend, struct worker *worker, struct h2o_frontend_shared *shared, char *err,
+                      size_t err_size);
+
+/* Serves an accepted connection (takes ownership of fd). */
+void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind);
+
+/* Runs h2o's queued work and arms the libev timer for h2o's next timeout; call before blocking. */
+void h2o_frontend_flush(struct h2o_frontend *frontend);
+
+/* Drain: HTTP/1 responses from now on carry Connection: close, HTTP/2 connections get GOAWAY. */
+void h2o_frontend_request_shutdown(struct h2o_frontend *frontend);
+
+#endif

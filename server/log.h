@@ -1,0 +1,10 @@
+/* log: one-line messages on stderr, prefixed with the process role and pid. */
+#ifndef MOCKUPSTREAM_LOG_H
+#define MOCKUPSTREAM_LOG_H
+
+/* Sets the prefix for this process ("master", "worker 3"). */
+void log_set_role(const char *role);
+
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,276 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "h2o_frontend.h"
+#include "log.h"
+
+/* Accepts per readiness callback: enough to empty a burst, few enough to keep serving others. */
+#define ACCEPT_BATCH 64
+/* Out of file descriptors: how often to try accepting again if no connection closes first. */
+#define ACCEPT_RETRY_SECONDS 0.1
+/* Drain: once nothing is held, connections get this long to flush and close before exit. */
+#define DRAIN_LINGER_NS (100 * NS_PER_MS)
+#define DRAIN_CHECK_SECONDS 0.01
+
+/* ---- held requests (shared by every protocol path) ---- */
+
+int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns)
+{
+    if (delay_queue_push(&worker->delays, entry, delay_ns, clock_monotonic_ns()) != 0)
+        return -1;
+    stats_held_inc(worker->slot);
+    return 0;
+}
+
+void worker_hold_released(struct worker *worker, const struct delay_entry *entry, uint64_t now_ns)
+{
+    stats_held_dec(worker->slot);
+    stats_lateness_record(worker->slot, now_ns - entry->due_ns);
+}
+
+void worker_hold_cancel(struct worker *worker, struct delay_entry *entry)
+{
+    delay_queue_cancel(&worker->delays, entry);
+    stats_held_dec(worker->slot);
+    stats_add(&worker->slot->requests_cancelled, 1);
+}
+
+/* ---- accepting ---- */
+
+static void listeners_start(struct worker *worker)
+{
+    for (size_t i = 0; i < worker->listener_count; i++)
+        if (worker->listeners[i].fd >= 0)
+            ev_io_start(worker->loop, &worker->listeners[i].watcher);
+}
+
+static void listeners_stop(struct worker *worker)
+{
+    for (size_t i = 0; i < worker->listener_count; i++)
+        ev_io_stop(worker->loop, &worker->listeners[i].watcher);
+}
+
+/* Out of file descriptors. A level-triggered listener would wake us forever, so stop watching until
+ * a connection closes or the retry timer fires; existing connections keep being served. */
+static void accept_pause(struct worker *worker, int error)
+{
+    stats_add(&worker->slot->accept_fd_exhausted, 1);
+    if (worker->accept_paused)
+        return;
+    worker->accept_paused = true;
+    listeners_stop(worker);
+    ev_timer_again(worker->loop, &worker->accept_resume_timer);
+    log_msg("cannot accept: %s; pausing accept until connections close (existing ones keep being served)", strerror(error));
+}
+
+static void accept_resume(struct worker *worker)
+{
+    if (!worker->accept_paused || worker->draining)
+        return;
+    worker->accept_paused = false;
+    ev_timer_stop(worker->loop, &worker->accept_resume_timer);
+    listeners_start(worker);
+}
+
+static void on_accept_resume_timer(struct ev_loop *loop, ev_timer *watcher, int revents)
+{
+    struct worker *worker = watcher->data;
+    accept_resume(worker);
+    /* if still out of fds, the next accept pauses again (without logging a second time) */
+}
+
+void worker_connection_closed(struct worker *worker, enum stats_listener kind)
+{
+    stats_add(&worker->slot->connections_closed[kind], 1);
+    if (worker->accept_paused)
+        accept_resume(worker);
+}
+
+static void on_listener_readable(struct ev_loop *loop, ev_io *watcher, int revents)
+{
+    struct worker_listener *listener = watcher->data;
+    struct worker *worker = listener->worker;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            switch (errno) {
+            case EAGAIN:
+                return;
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+                continue;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                accept_pause(worker, errno);
+                return;
+            default:
+                log_msg("accept on %s: %s", worker->config->listeners[listener - worker->listeners].text, strerror(errno));
+                return;
+            }
+        }
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        stats_add(&worker->slot->connections_accepted[listener->kind], 1);
+        h2o_frontend_accept(worker->h2o, fd, listener->kind);
+    }
+}
+
+/* ---- draining ---- */
+
+static uint64_t open_connections(const struct worker *worker)
+{
+    uint64_t open = 0;
+    for (int kind = 0; kind < STATS_LISTENER_COUNT; kind++)
+        open += worker->slot->connections_accepted[kind] - worker->slot->connections_closed[kind];
+    return open;
+}
+
+static void drain_finish(struct worker *worker, int status)
+{
+    if (status == WORKER_EXIT_DRAIN_TIMEOUT)
+        log_msg("drain timeout: %zu held requests unanswered", worker->delays.queued);
+    h2o_frontend_flush(worker->h2o);
+    exit(status);
+}
+
+static void drain_check(struct worker *worker)
+{
+    uint64_t now_ns = clock_monotonic_ns();
+    if (worker->delays.queued != 0) {
+        worker->drain_quiet_since_ns = 0;
+        if (now_ns >= worker->drain_deadline_ns)
+            drain_finish(worker, WORKER_EXIT_DRAIN_TIMEOUT);
+        return;
+    }
+    if (worker->drain_quiet_since_ns == 0)
+        worker->drain_quiet_since_ns = now_ns;
+    if (open_connections(worker) == 0 || now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS ||
+        now_ns >= worker->drain_deadline_ns)
+        drain_finish(worker, WORKER_EXIT_OK);
+}
+
+static void on_drain_timer(struct ev_loop *loop, ev_timer *watcher, int revents)
+{
+    drain_check(watcher->data);
+}
+
+static void drain_start(struct worker *worker)
+{
+    worker->draining = true;
+    worker->drain_deadline_ns = clock_monotonic_ns() + worker->config->drain_timeout_ns;
+    listeners_stop(worker);
+    ev_timer_stop(worker->loop, &worker->accept_resume_timer);
+    for (size_t i = 0; i < worker->listener_count; i++) {
+        close(worker->listeners[i].fd);
+        worker->listeners[i].fd = -1;
+    }
+    h2o_frontend_request_shutdown(worker->h2o);
+    ev_timer_init(&worker->drain_timer, on_drain_timer, DRAIN_CHECK_SECONDS, DRAIN_CHECK_SECONDS);
+    worker->drain_timer.data = worker;
+    ev_timer_start(worker->loop, &worker->drain_timer);
+    if (worker->delays.queued != 0)
+        log_msg("draining %zu held requests", worker->delays.queued);
+}
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *watcher, int revents)
+{
+    struct worker *worker = watcher->data;
+    if (worker->draining) {
+        log_msg("second signal: exiting at once with %zu held requests", worker->delays.queued);
+        exit(WORKER_EXIT_DRAIN_TIMEOUT);
+    }
+    drain_start(worker);
+}
+
+/* ---- the loop ---- */
+
+static void on_before_block(struct ev_loop *loop, ev_prepare *watcher, int revents)
+{
+    struct worker *worker = watcher->data;
+    delay_queue_fire_due(&worker->delays);
+    h2o_frontend_flush(worker->h2o);
+    if (worker->draining)
+        drain_check(worker);
+}
+
+static void worker_fail(const char *what, const char *detail)
+{
+    log_msg("cannot start: %s: %s", what, detail);
+    exit(WORKER_EXIT_STARTUP_FAILED);
+}
+
+void worker_main(const struct worker_setup *setup)
+{
+    pid_t master = getppid();
+    char role[32], err[256];
+    snprintf(role, sizeof(role), "worker %u", setup->index);
+    log_set_role(role);
+
+    /* The master blocks these to wait for them synchronously; a worker takes them as events. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* Ctrl-C reaches the whole process group; the master turns it into one SIGTERM per worker. */
+    signal(SIGINT, SIG_IGN);
+    /* If the master dies, drain and exit rather than keep the port as an orphan. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        exit(WORKER_EXIT_OK);
+
+    static struct worker worker_storage;
+    struct worker *worker = &worker_storage;
+    worker->index = setup->index;
+    worker->config = setup->config;
+    worker->slot = &setup->stats->workers[setup->index];
+    worker->handler = (struct handler_context){.config = setup->config, .stats = setup->stats};
+    __atomic_store_n(&worker->slot->pid, (int64_t)getpid(), __ATOMIC_RELAXED);
+    __atomic_store_n(&worker->slot->started_at_unix_ns, clock_realtime_ns(), __ATOMIC_RELAXED);
+
+    worker->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (worker->loop == NULL)
+        worker_fail("libev", "no epoll backend");
+    if (delay_queue_init(&worker->delays, worker->loop) != 0)
+        worker_fail("timerfd", strerror(errno));
+    worker->h2o = calloc(1, sizeof(*worker->h2o));
+    if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker, setup->h2o_shared, err, sizeof(err)) != 0)
+        worker_fail("h2o", worker->h2o ? err : "out of memory");
+
+    worker->listener_count = setup->config->listener_count;
+    for (size_t i = 0; i < worker->listener_count; i++) {
+        struct worker_listener *listener = &worker->listeners[i];
+        listener->worker = worker;
+        listener->fd = setup->listener_fds[i];
+        listener->kind = setup->config->listeners[i].kind;
+        ev_io_init(&listener->watcher, on_listener_readable, listener->fd, EV_READ);
+        listener->watcher.data = listener;
+    }
+    listeners_start(worker);
+    ev_init(&worker->accept_resume_timer, on_accept_resume_timer);
+    worker->accept_resume_timer.repeat = ACCEPT_RETRY_SECONDS;
+    worker->accept_resume_timer.data = worker;
+
+    ev_prepare_init(&worker->before_block_watcher, on_before_block);
+    worker->before_block_watcher.data = worker;
+    ev_prepare_start(worker->loop, &worker->before_block_watcher);
+    ev_signal_init(&worker->sigterm_watcher, on_sigterm, SIGTERM);
+    worker->sigterm_watcher.data = worker;
+    ev_signal_start(worker->loop, &worker->sigterm_watcher);
+
+    ev_run(worker->loop, 0);
+    exit(WORKER_EXIT_OK);
+}

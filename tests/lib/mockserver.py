@@ -1,0 +1,147 @@
+"""Spawn the real mockupstream binary for integration tests.
+
+Every integration test goes through `MockServer`: it picks free ports, starts the binary named by
+$MOCKUPSTREAM_BIN, waits until it accepts, and stops it with TERM then KILL. The server's log is kept
+in a file and printed when a test fails. Under a sanitizer build, any sanitizer report in the log
+fails the test that owned the server (see `sanitizer_errors`).
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+BIN = os.environ.get("MOCKUPSTREAM_BIN", os.path.join(os.path.dirname(__file__), "../../build/mockupstream"))
+SANITIZED = os.environ.get("MOCKUPSTREAM_SANITIZED") == "1"
+# Sanitizer builds are several times slower; tests scale their time bounds by this.
+SLOWDOWN = 3.0 if SANITIZED else 1.0
+
+SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port that nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host, port, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s * SLOWDOWN
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class MockServer:
+    """One running mockupstream. Use as a context manager, or call start()/stop()."""
+
+    def __init__(self, *args, workers=1, env=None, listen=True, wait=True, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.args = list(args)
+        self.workers = workers
+        self.env = env
+        self.listen = listen
+        self.wait = wait
+        self.proc = None
+        self.returncode = None
+        self.log = tempfile.NamedTemporaryFile(prefix="mockupstream-", suffix=".log", delete=False)
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}"
+
+    def command(self):
+        cmd = [BIN]
+        if self.listen:
+            cmd += ["--listen", f"{self.host}:{self.port}"]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
+        return cmd + self.args
+
+    def start(self):
+        env = dict(os.environ)
+        # The environment must not leak configuration into a test that did not ask for it.
+        for k in list(env):
+            if k.startswith("MOCKUPSTREAM_") and k not in ("MOCKUPSTREAM_BIN", "MOCKUPSTREAM_SANITIZED"):
+                del env[k]
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=99")
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        if self.wait and self.listen and not wait_for_port(self.host, self.port):
+            self.stop()
+            raise RuntimeError(f"server did not accept on {self.host}:{self.port}\n{self.output()}")
+        return self
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout_s):
+        try:
+            self.returncode = self.proc.wait(timeout=timeout_s * SLOWDOWN)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, timeout_s=10.0):
+        """TERM, then KILL (the whole process group) if it has not exited in time. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s * SLOWDOWN)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        else:
+            # Reap leftover workers if the master died first.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def output(self):
+        self.log.flush()
+        with open(self.log.name, "r", errors="replace") as f:
+            return f.read()
+
+    def sanitizer_errors(self):
+        return [line for line in self.output().splitlines() if SANITIZER_PATTERN.search(line)]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def run(cmd, timeout_s=30, **kw):
+    """Run a client command; returns CompletedProcess with text output."""
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s * SLOWDOWN, **kw)
+
+
+def http_get(server, path="/", method="GET", headers=None, body=None, timeout_s=10):
+    """One HTTP/1.1 request over a fresh connection with Python's http.client: (status, headers, body)."""
+    import http.client
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout_s * SLOWDOWN)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
