@@ -32,6 +32,7 @@ enum option_id {
     OPT_ID_BODY_SIZE,
     OPT_ID_MAX_BODY_SIZE,
     OPT_ID_IDLE_TIMEOUT,
+    OPT_ID_REQUEST_TIMEOUT,
     OPT_ID_DRAIN_TIMEOUT,
     OPT_ID_BACKLOG,
     OPT_ID_HELP,
@@ -69,6 +70,9 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
                               MAX_REQUEST_BODY_LIMIT_BYTES},
     [OPT_ID_IDLE_TIMEOUT] = {"idle-timeout", OPT_DURATION, "DURATION", "120s", "close keep-alive connections idle this long",
                              1000000ull, DURATION_MAX_NS},
+    [OPT_ID_REQUEST_TIMEOUT] = {"request-timeout", OPT_DURATION, "DURATION", "10s",
+                                "time a client may take to send a request, or to read a response, before it is closed",
+                                1000000ull, DURATION_MAX_NS},
     [OPT_ID_DRAIN_TIMEOUT] = {"drain-timeout", OPT_DURATION, "DURATION", "5s",
                               "on SIGTERM, how long held requests may take before exit", 0, DURATION_MAX_NS},
     [OPT_ID_BACKLOG] = {"backlog", OPT_UINT, "N", "65535", "listen() backlog (the kernel caps it at net.core.somaxconn)", 1,
@@ -415,6 +419,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
     } numeric_defaults[] = {
         {OPT_ID_DELAY, 10 * 1000000ull},          {OPT_ID_MAX_DELAY, 60 * 1000000000ull},
         {OPT_ID_IDLE_TIMEOUT, 120 * 1000000000ull}, {OPT_ID_DRAIN_TIMEOUT, 5 * 1000000000ull},
+        {OPT_ID_REQUEST_TIMEOUT, 10 * 1000000000ull},
         {OPT_ID_MAX_BODY_SIZE, 1024 * 1024},      {OPT_ID_BACKLOG, 65535},
         {OPT_ID_WORKERS, 0},
     };
@@ -428,6 +433,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
     cfg->delay_ns = values[OPT_ID_DELAY];
     cfg->max_delay_ns = values[OPT_ID_MAX_DELAY];
     cfg->idle_timeout_ns = values[OPT_ID_IDLE_TIMEOUT];
+    cfg->request_timeout_ns = values[OPT_ID_REQUEST_TIMEOUT];
     cfg->drain_timeout_ns = values[OPT_ID_DRAIN_TIMEOUT];
     cfg->max_body_bytes = values[OPT_ID_MAX_BODY_SIZE];
     cfg->backlog = (int)values[OPT_ID_BACKLOG];

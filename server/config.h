@@ -31,6 +31,7 @@ struct config {
     uint64_t delay_ns;
     uint64_t max_delay_ns;
     uint64_t idle_timeout_ns;
+    uint64_t request_timeout_ns; /* to send a request (head and body), or to read a response */
     uint64_t drain_timeout_ns;
     uint64_t max_body_bytes; /* request bodies above this get 413 */
     char *body;              /* the response body, owned */

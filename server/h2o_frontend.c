@@ -1,6 +1,9 @@
 #include "h2o_frontend.h"
 
+#include <h2o/http1.h>
+
 #include <stdio.h>
+#include <sys/time.h>
 #include <string.h>
 
 #include "clock.h"
@@ -198,7 +201,7 @@ static void on_connection_close(void *data)
     worker_connection_closed(listener->worker, listener->kind);
 }
 
-void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind)
+static h2o_socket_t *socket_for(struct h2o_frontend *frontend, int fd, enum stats_listener kind)
 {
     h2o_socket_t *sock = h2o_evloop_socket_create(frontend->loop, fd, 0);
     struct worker *worker = frontend->worker;
@@ -209,7 +212,27 @@ void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_liste
             break;
         }
     }
-    h2o_accept(&frontend->accept_ctx[kind], sock);
+    return sock;
+}
+
+void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind)
+{
+    h2o_accept(&frontend->accept_ctx[kind], socket_for(frontend, fd, kind));
+}
+
+void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listener kind, const char *bytes, size_t len)
+{
+    h2o_socket_t *sock = socket_for(frontend, fd, kind);
+    if (len != 0) {
+        h2o_iovec_t room = h2o_buffer_reserve(&sock->input, len);
+        memcpy(room.base, bytes, len);
+        sock->input->size += len;
+    }
+    struct timeval connected_at;
+    gettimeofday(&connected_at, NULL);
+    /* h2o's HTTP/1 connection parses what is already buffered first: it sees the preface or the
+     * Upgrade request and switches to HTTP/2 itself */
+    h2o_http1_accept(&frontend->accept_ctx[kind], sock, connected_at);
 }
 
 void h2o_frontend_flush(struct h2o_frontend *frontend)

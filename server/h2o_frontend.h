@@ -45,6 +45,10 @@ int h2o_frontend_init(struct h2o_frontend *frontend, struct worker *worker, stru
 /* Serves an accepted connection (takes ownership of fd). */
 void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind);
 
+/* Takes over a cleartext connection another path has already read from (HTTP/2 preface or
+ * Upgrade: h2c): h2o starts from `bytes`, as if it had read them itself. Takes ownership of fd. */
+void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listener kind, const char *bytes, size_t len);
+
 /* Runs h2o's queued work and arms the libev timer for h2o's next timeout; call before blocking. */
 void h2o_frontend_flush(struct h2o_frontend *frontend);
 

@@ -125,7 +125,11 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *watcher, int reven
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         stats_add(&worker->slot->connections_accepted[listener->kind], 1);
-        h2o_frontend_accept(worker->h2o, fd, listener->kind);
+        /* cleartext goes to the lean HTTP/1.1 loop, which hands HTTP/2 over to h2o itself */
+        if (listener->kind == STATS_LISTENER_TLS)
+            h2o_frontend_accept(worker->h2o, fd, listener->kind);
+        else
+            http1_server_accept(&worker->http1, fd, listener->kind);
     }
 }
 
@@ -179,6 +183,7 @@ static void drain_start(struct worker *worker)
         worker->listeners[i].fd = -1;
     }
     h2o_frontend_request_shutdown(worker->h2o);
+    http1_server_request_shutdown(&worker->http1);
     ev_timer_init(&worker->drain_timer, on_drain_timer, DRAIN_CHECK_SECONDS, DRAIN_CHECK_SECONDS);
     worker->drain_timer.data = worker;
     ev_timer_start(worker->loop, &worker->drain_timer);
@@ -249,6 +254,8 @@ void worker_main(const struct worker_setup *setup)
     worker->h2o = calloc(1, sizeof(*worker->h2o));
     if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker, setup->h2o_shared, err, sizeof(err)) != 0)
         worker_fail("h2o", worker->h2o ? err : "out of memory");
+    if (http1_server_init(&worker->http1, worker) != 0)
+        worker_fail("http1", "out of memory");
 
     worker->listener_count = setup->config->listener_count;
     for (size_t i = 0; i < worker->listener_count; i++) {

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "delay.h"
 #include "handler.h"
+#include "http1_server.h"
 #include "stats.h"
 
 struct h2o_frontend;
@@ -46,7 +47,8 @@ struct worker {
     struct handler_context handler;
     struct ev_loop *loop;
     struct delay_queue delays;
-    struct h2o_frontend *h2o;
+    struct h2o_frontend *h2o;   /* HTTP/2 and TLS */
+    struct http1_server http1;  /* cleartext HTTP/1.1 */
 
     struct worker_listener listeners[CONFIG_MAX_LISTENERS];
     size_t listener_count;

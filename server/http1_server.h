@@ -1,0 +1,58 @@
+/* http1_server: the lean cleartext HTTP/1.1 path, on the worker's own libev loop.
+ *
+ * h2o 2.2.5's HTTP/1 path stops and restarts reading around every request (~5 syscalls each). Here
+ * a connection keeps one read watcher for its whole life, a request costs one read() and one
+ * write(), reads go into a per-worker scratch buffer (an idle keep-alive connection owns no buffer),
+ * and the benchmark response is preformatted once per second (for its Date header).
+ *
+ * Routing goes through handler_route(), exactly as on the h2o path. A connection that turns out to
+ * speak HTTP/2 (prior-knowledge preface, or Upgrade: h2c) is handed to h2o with the bytes read so
+ * far. Timeouts: `--idle-timeout` between requests; `--request-timeout` from the first byte of a
+ * request to its last, and for writing a response to a client that does not read. */
+#ifndef MOCKUPSTREAM_HTTP1_SERVER_H
+#define MOCKUPSTREAM_HTTP1_SERVER_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "stats.h"
+#include "strbuf.h"
+
+struct worker;
+struct http1_conn;
+
+/* Connections whose deadlines all use the same timeout, oldest first, behind one libev timer. */
+struct http1_timeout_list {
+    struct http1_conn *head, *tail;
+    uint64_t timeout_ns;
+    ev_timer timer;
+    struct http1_server *server;
+};
+
+struct http1_server {
+    struct worker *worker;
+    struct http1_timeout_list idle;    /* keep-alive connections between requests */
+    struct http1_timeout_list request; /* connections reading a request or writing a response */
+    char *scratch;                     /* read buffer shared by all connections of the worker */
+    size_t scratch_size;
+    /* the benchmark response, head and body, for keep-alive and for close; rebuilt every second */
+    struct strbuf response_keep_alive, response_close;
+    size_t response_head_bytes;   /* head length in both (they differ only in the Connection value) */
+    size_t response_close_head_bytes;
+    int response_body_inline;     /* body copied after the head (small bodies): one write() */
+    time_t response_date;
+    struct strbuf error_head;     /* scratch for non-benchmark response heads */
+};
+
+/* Sets up the server for `worker` (its loop, config and stats). Returns 0 or -1 (out of memory). */
+int http1_server_init(struct http1_server *server, struct worker *worker);
+
+/* Serves an accepted cleartext connection (takes ownership of fd). */
+void http1_server_accept(struct http1_server *server, int fd, enum stats_listener kind);
+
+/* Drain: closes idle keep-alive connections now; the others close after their current response. */
+void http1_server_request_shutdown(struct http1_server *server);
+
+#endif
