@@ -155,6 +155,14 @@ int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct co
     return 0;
 }
 
+void h2o_frontend_shared_dispose(struct h2o_frontend_shared *shared)
+{
+    h2o_config_dispose(&shared->benchmark_conf);
+    h2o_config_dispose(&shared->control_conf);
+    if (shared->ssl_ctx != NULL)
+        SSL_CTX_free(shared->ssl_ctx);
+}
+
 static void on_epoll_readable(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct h2o_frontend *frontend = watcher->data;

@@ -38,6 +38,9 @@ struct h2o_frontend {
 /* Builds the shared configuration. Returns 0, or -1 with one line in err (e.g. a bad certificate). */
 int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct config *cfg, char *err, size_t err_size);
 
+/* Releases the shared configuration (master, at exit). */
+void h2o_frontend_shared_dispose(struct h2o_frontend_shared *shared);
+
 /* Creates this worker's h2o loop and contexts and starts watching them from `worker->loop`. */
 int h2o_frontend_init(struct h2o_frontend *frontend, struct worker *worker, struct h2o_frontend_shared *shared, char *err,
                       size_t err_size);

@@ -164,6 +164,7 @@ int main(int argc, char **argv)
 
     struct master_setup setup = {.config = &cfg, .stats = stats, .h2o_shared = &h2o_shared, .listener_fds = listener_fds};
     int status = master_run(&setup);
+    h2o_frontend_shared_dispose(&h2o_shared);
     free(listener_fds);
     config_free(&cfg);
     return status;
