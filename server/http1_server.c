@@ -592,12 +592,14 @@ static void on_readable(struct http1_conn *conn)
 static void on_conn_io(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct http1_conn *conn = watcher->data;
-    if (revents & EV_WRITE) {
-        flush_output(conn);
-        return; /* the connection may be gone; a pending read shows up again (level-triggered) */
-    }
-    if (revents & EV_READ)
+    struct delay_queue *delays = &conn->server->worker->delays;
+    if (revents & EV_WRITE)
+        flush_output(conn); /* the connection may be gone; a pending read shows up again (level-triggered) */
+    else if (revents & EV_READ)
         on_readable(conn);
+    /* Under load one epoll_wait returns hundreds of ready connections, ~10 us of kernel work each:
+     * waiting for the end of the batch would make due responses milliseconds late. */
+    delay_queue_fire_due(delays);
 }
 
 /* ---- public ---- */
