@@ -159,18 +159,42 @@ static void fifo_release_if_empty(struct delay_queue *queue, struct delay_fifo *
 
 static void timer_arm(struct delay_queue *queue, uint64_t due_ns)
 {
-    struct itimerspec spec = {.it_value = {.tv_sec = (time_t)(due_ns / NS_PER_SEC), .tv_nsec = (long)(due_ns % NS_PER_SEC)}};
+    uint64_t expiry_ns = due_ns > queue->wake_lead_ns ? due_ns - queue->wake_lead_ns : due_ns;
+    struct itimerspec spec = {.it_value = {.tv_sec = (time_t)(expiry_ns / NS_PER_SEC), .tv_nsec = (long)(expiry_ns % NS_PER_SEC)}};
     /* Re-arming also resets the expiry count, so a fired timerfd needs no read() when it is re-armed. */
     timerfd_settime(queue->timer_fd, TFD_TIMER_ABSTIME, &spec, NULL);
     queue->armed_due_ns = due_ns;
+    queue->armed_expiry_ns = expiry_ns;
     queue->timer_arms++;
+}
+
+/* Learns how late the kernel delivers timer wake-ups (1/8 weight per sample). */
+static void wake_lead_update(struct delay_queue *queue, uint64_t woke_ns)
+{
+    uint64_t latency_ns = woke_ns > queue->armed_expiry_ns ? woke_ns - queue->armed_expiry_ns : 0;
+    if (latency_ns > DELAY_MAX_WAKE_LEAD_NS)
+        latency_ns = DELAY_MAX_WAKE_LEAD_NS;
+    queue->wake_lead_ns = (queue->wake_lead_ns * 7 + latency_ns) / 8;
+}
+
+/* The timer woke us up to wake_lead_ns early on purpose: wait out the rest on the clock. */
+static void spin_until_due(const struct delay_queue *queue)
+{
+    uint64_t next = delay_queue_next_due_ns(queue);
+    if (next == UINT64_MAX)
+        return;
+    uint64_t now_ns = clock_monotonic_ns();
+    if (next <= now_ns || next - now_ns > DELAY_MAX_WAKE_LEAD_NS)
+        return;
+    while (clock_monotonic_ns() < next)
+        __builtin_ia32_pause();
 }
 
 static void timer_disarm(struct delay_queue *queue)
 {
     struct itimerspec spec = {{0, 0}, {0, 0}};
     timerfd_settime(queue->timer_fd, 0, &spec, NULL);
-    queue->armed_due_ns = 0;
+    queue->armed_due_ns = queue->armed_expiry_ns = 0;
 }
 
 /* Keeps the invariant: if anything is queued, the timerfd fires no later than the earliest due time. */
@@ -179,11 +203,11 @@ static void timer_update(struct delay_queue *queue, uint64_t now_ns)
     uint64_t next = delay_queue_next_due_ns(queue);
     if (next == UINT64_MAX) {
         /* a fired timerfd stays readable until read or re-armed; leave a pending one armed (harmless) */
-        if (queue->armed_due_ns != 0 && queue->armed_due_ns <= now_ns)
+        if (queue->armed_due_ns != 0 && queue->armed_expiry_ns <= now_ns)
             timer_disarm(queue);
         return;
     }
-    if (queue->armed_due_ns == 0 || queue->armed_due_ns <= now_ns || next < queue->armed_due_ns)
+    if (queue->armed_due_ns == 0 || queue->armed_expiry_ns <= now_ns || next < queue->armed_due_ns)
         timer_arm(queue, next);
 }
 
@@ -191,9 +215,14 @@ static void on_timer_readable(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct delay_queue *queue = watcher->data;
     queue->timer_wakeups++;
+    uint64_t now_ns = clock_monotonic_ns();
+    if (queue->armed_due_ns != 0 && now_ns >= queue->armed_expiry_ns) {
+        wake_lead_update(queue, now_ns);
+        spin_until_due(queue);
+    }
     delay_queue_fire_due(queue);
     /* fire_due re-armed or disarmed the timer; if it did neither the expiry is still pending: drain it */
-    if (queue->armed_due_ns != 0 && queue->armed_due_ns <= clock_monotonic_ns()) {
+    if (queue->armed_due_ns != 0 && queue->armed_expiry_ns <= clock_monotonic_ns()) {
         uint64_t expirations;
         if (read(queue->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
             return;
@@ -299,7 +328,7 @@ void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry)
 void delay_queue_fire_due(struct delay_queue *queue)
 {
     if (queue->heap_len == 0) {
-        if (queue->armed_due_ns != 0 && queue->armed_due_ns <= clock_monotonic_ns())
+        if (queue->armed_due_ns != 0 && queue->armed_expiry_ns <= clock_monotonic_ns())
             timer_update(queue, clock_monotonic_ns());
         return;
     }

@@ -10,6 +10,12 @@
  * so under load most requests leave on a wake-up the worker had anyway and the timerfd is re-armed
  * only when its expiry has passed or a new earliest entry arrives. Nothing is ever fired early.
  *
+ * Waking an idle CPU takes tens of microseconds in a VM (the host must inject the timer interrupt).
+ * The queue measures that wake-up latency (exponential average) and arms the timerfd that much
+ * ahead of the due time, capped at DELAY_MAX_WAKE_LEAD_NS; when it wakes early it spins on the
+ * vDSO clock until the entry is due. The cost is at most the lead in CPU per timer wake-up, and
+ * under load most entries leave on wake-ups the worker had anyway.
+ *
  * The caller embeds a struct delay_entry in its own request object; the queue never allocates per
  * request (only per distinct delay value). */
 #ifndef MOCKUPSTREAM_DELAY_H
@@ -33,11 +39,16 @@ struct delay_entry {
     delay_due_cb on_due;             /* rw: set before delay_queue_push */
 };
 
+/* Upper bound of the early wake-up: spinning longer than this per wake-up costs too much CPU. */
+#define DELAY_MAX_WAKE_LEAD_NS 200000ull
+
 struct delay_queue {
     struct ev_loop *loop;
     ev_io timer_watcher;
     int timer_fd;
-    uint64_t armed_due_ns; /* when the timerfd will fire; 0 if disarmed or already fired */
+    uint64_t armed_due_ns;    /* the due time the timerfd is armed for; 0 if disarmed or already fired */
+    uint64_t armed_expiry_ns; /* when it actually fires: armed_due_ns minus the wake lead */
+    uint64_t wake_lead_ns;    /* average observed wake-up latency, capped */
     /* FIFOs by delay value (chained hash), and the non-empty ones as a min-heap by head due time */
     struct delay_fifo **fifo_buckets;
     size_t fifo_bucket_count, fifo_count;
