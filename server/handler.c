@@ -125,13 +125,10 @@ static bool parse_wait(const struct handler_context *ctx, const char *path, size
 {
     const char *digits = path + strlen("/wait/");
     size_t digits_len = path_len - strlen("/wait/");
-    if (duration_parse_wait_ms(digits, digits_len, delay_ns) != 0) {
-        answer_text(res, 400, "bad /wait/<ms>: allowed a whole number of milliseconds\n");
-        return false;
-    }
-    if (*delay_ns > ctx->config->max_delay_ns) {
-        char max_text[32], text[96];
-        snprintf(text, sizeof(text), "bad /wait/<ms>: above --max-delay %s\n",
+    /* one message for both: a number too large to parse is also above the limit */
+    if (duration_parse_wait_ms(digits, digits_len, delay_ns) != 0 || *delay_ns > ctx->config->max_delay_ns) {
+        char max_text[32], text[128];
+        snprintf(text, sizeof(text), "bad /wait/<ms>: allowed a whole number of milliseconds up to --max-delay %s\n",
                  duration_format(ctx->config->max_delay_ns, max_text, sizeof(max_text)));
         answer_text(res, 400, text);
         return false;

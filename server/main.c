@@ -33,7 +33,8 @@ static void describe_allocator(char *buf, size_t size)
     const char *version = NULL;
     size_t len = sizeof(version);
     if (mallctl != NULL && mallctl("version", &version, &len, NULL, 0) == 0 && version != NULL)
-        snprintf(buf, size, "jemalloc %s", version);
+        /* "5.3.0-0-g54eaed1d..." -> "5.3.0": the git suffix only makes labels and banners long */
+        snprintf(buf, size, "jemalloc %.*s", (int)strcspn(version, "-"), version);
     else
         snprintf(buf, size, "system malloc");
 }
