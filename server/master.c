@@ -12,8 +12,9 @@
 #include "log.h"
 #include "worker.h"
 
-/* A worker that dies this soon after starting is probably failing at start-up: wait before trying
- * again, so a broken environment does not turn into a fork loop. */
+/* A worker that dies this soon after starting, twice in a row, is probably failing at start-up: wait
+ * before trying again, so a broken environment does not turn into a fork loop. A single death (an
+ * operator's kill -9) is restarted at once. */
 #define CRASH_LOOP_WINDOW_NS (1 * NS_PER_SEC)
 #define CRASH_LOOP_BACKOFF_NS (500 * NS_PER_MS)
 /* After the drain timeout, how long the master waits for workers before SIGKILL. */
@@ -25,6 +26,7 @@ struct worker_process {
     uint64_t started_ns;
     uint64_t restart_at_ns;  /* when to fork a replacement; 0 if none is due */
     int exit_status;         /* how it ended during the drain */
+    unsigned quick_deaths;   /* consecutive deaths within CRASH_LOOP_WINDOW_NS of starting */
 };
 
 struct master {
@@ -79,7 +81,8 @@ static void spawn(struct master *master, unsigned index)
         };
         worker_main(&worker_setup);
     }
-    master->workers[index] = (struct worker_process){.pid = pid, .started_ns = clock_monotonic_ns()};
+    master->workers[index] = (struct worker_process){
+        .pid = pid, .started_ns = clock_monotonic_ns(), .quick_deaths = master->workers[index].quick_deaths};
 }
 
 static const char *describe_exit(int status, char *buf, size_t size)
@@ -113,9 +116,10 @@ static void reap_children(struct master *master)
                 break;
             }
             uint64_t now = clock_monotonic_ns();
-            bool crash_loop = now - w->started_ns < CRASH_LOOP_WINDOW_NS;
+            w->quick_deaths = now - w->started_ns < CRASH_LOOP_WINDOW_NS ? w->quick_deaths + 1 : 0;
+            bool crash_loop = w->quick_deaths >= 2;
             log_msg("worker %u (pid %d) %s; restarting%s", i, (int)pid, describe_exit(status, why, sizeof(why)),
-                    crash_loop ? " in 0.5 s (it died right after starting)" : "");
+                    crash_loop ? " in 0.5 s (it keeps dying right after starting)" : "");
             /* the slot's owner is gone; the master writes restarts between two owners */
             stats_add(&slot->restarts, 1);
             w->restart_at_ns = crash_loop ? now + CRASH_LOOP_BACKOFF_NS : now;
