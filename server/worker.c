@@ -22,6 +22,7 @@
 /* Drain: once nothing is held, connections get this long to flush and close before exit. */
 #define DRAIN_LINGER_NS (100 * NS_PER_MS)
 #define DRAIN_CHECK_SECONDS 0.01
+#define FD_EXHAUSTION_LOG_INTERVAL_NS (10 * NS_PER_SEC)
 
 /* ---- held requests (shared by every protocol path) ---- */
 
@@ -71,7 +72,12 @@ static void accept_pause(struct worker *worker, int error)
     worker->accept_paused = true;
     listeners_stop(worker);
     ev_timer_again(worker->loop, &worker->accept_resume_timer);
-    log_msg("cannot accept: %s; pausing accept until connections close (existing ones keep being served)", strerror(error));
+    uint64_t now_ns = clock_monotonic_ns();
+    if (worker->fd_exhaustion_logged_at_ns == 0 || now_ns - worker->fd_exhaustion_logged_at_ns >= FD_EXHAUSTION_LOG_INTERVAL_NS) {
+        log_msg("cannot accept: %s; pausing accept until connections close (existing ones keep being served)", strerror(error));
+        worker->fd_exhaustion_logged = true;
+        worker->fd_exhaustion_logged_at_ns = now_ns;
+    }
 }
 
 static void accept_resume(struct worker *worker)
@@ -121,6 +127,10 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *watcher, int reven
                 log_msg("accept on %s: %s", worker->config->listeners[listener - worker->listeners].text, strerror(errno));
                 return;
             }
+        }
+        if (worker->fd_exhaustion_logged) {
+            worker->fd_exhaustion_logged = false;
+            log_msg("accepting connections again");
         }
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));

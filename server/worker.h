@@ -53,6 +53,8 @@ struct worker {
     struct worker_listener listeners[CONFIG_MAX_LISTENERS];
     size_t listener_count;
     bool accept_paused;       /* out of file descriptors: listeners stopped until one closes */
+    bool fd_exhaustion_logged; /* this episode was logged; cleared by the next successful accept */
+    uint64_t fd_exhaustion_logged_at_ns; /* flapping near the limit logs at most every 10 s */
     ev_timer accept_resume_timer;
 
     ev_prepare before_block_watcher; /* flushes due responses and h2o's queued work */
