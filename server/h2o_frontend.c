@@ -149,8 +149,10 @@ int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct co
     register_handler(&shared->control_conf, cfg, true);
     if (cfg->tls_cert_path != NULL) {
         shared->ssl_ctx = tls_context_create(cfg->tls_cert_path, cfg->tls_key_path, err, err_size);
-        if (shared->ssl_ctx == NULL)
+        if (shared->ssl_ctx == NULL) {
+            h2o_frontend_shared_dispose(shared);
             return -1;
+        }
     }
     return 0;
 }

@@ -35,7 +35,8 @@ struct h2o_frontend {
     ev_timer timeout_watcher;
 };
 
-/* Builds the shared configuration. Returns 0, or -1 with one line in err (e.g. a bad certificate). */
+/* Builds the shared configuration. Returns 0, or -1 with one line in err (e.g. a bad certificate)
+ * having released whatever it had built. */
 int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct config *cfg, char *err, size_t err_size);
 
 /* Releases the shared configuration (master, at exit). */

@@ -5,6 +5,7 @@
 #include <ev.h>
 #include <h2o.h>
 #include <h2o/version.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,38 +121,48 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    /* From here on every exit goes through `done`, so nothing created is left behind (ASan checks). */
+    int status = EXIT_STARTUP;
     struct h2o_frontend_shared h2o_shared;
+    bool h2o_shared_ready = false;
+    int *listener_fds = NULL;
+    size_t listener_fd_count = (size_t)cfg.workers * cfg.listener_count;
+
     if (h2o_frontend_shared_init(&h2o_shared, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "mockupstream: %s\n", err);
-        return EXIT_USAGE;
+        status = EXIT_USAGE;
+        goto done;
     }
+    h2o_shared_ready = true;
 
     signal(SIGPIPE, SIG_IGN);
     uint64_t open_file_limit = raise_open_file_limit();
     struct stats_segment *stats = stats_segment_create();
     if (stats == NULL) {
         fprintf(stderr, "mockupstream: cannot map the shared stats segment\n");
-        return EXIT_STARTUP;
+        goto done;
     }
     fill_process_info(&stats->info, &cfg, open_file_limit);
 
     /* Master signals are blocked before any child exists, so none is lost between fork and wait. */
     master_block_signals();
-    int *listener_fds = calloc((size_t)cfg.workers * cfg.listener_count, sizeof(int));
+    listener_fds = malloc(listener_fd_count * sizeof(int));
     if (listener_fds == NULL) {
         fprintf(stderr, "mockupstream: out of memory\n");
-        return EXIT_STARTUP;
+        goto done;
     }
+    for (size_t i = 0; i < listener_fd_count; i++)
+        listener_fds[i] = -1;
     for (size_t l = 0; l < cfg.listener_count; l++) {
         if (listener_check_free(&cfg.listeners[l], err, sizeof(err)) != 0) {
             fprintf(stderr, "mockupstream: %s\n", err);
-            return EXIT_STARTUP;
+            goto done;
         }
         for (unsigned w = 0; w < cfg.workers; w++) {
             int fd = listener_open(&cfg.listeners[l], cfg.backlog, err, sizeof(err));
             if (fd < 0) {
                 fprintf(stderr, "mockupstream: %s\n", err);
-                return EXIT_STARTUP;
+                goto done;
             }
             listener_fds[w * cfg.listener_count + l] = fd;
         }
@@ -164,9 +175,17 @@ int main(int argc, char **argv)
                 somaxconn, cfg.backlog);
 
     struct master_setup setup = {.config = &cfg, .stats = stats, .h2o_shared = &h2o_shared, .listener_fds = listener_fds};
-    int status = master_run(&setup);
-    h2o_frontend_shared_dispose(&h2o_shared);
-    free(listener_fds);
+    status = master_run(&setup);
+
+done:
+    if (listener_fds != NULL) {
+        for (size_t i = 0; i < listener_fd_count; i++)
+            if (listener_fds[i] >= 0)
+                close(listener_fds[i]);
+        free(listener_fds);
+    }
+    if (h2o_shared_ready)
+        h2o_frontend_shared_dispose(&h2o_shared);
     config_free(&cfg);
     return status;
 }
