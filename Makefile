@@ -84,11 +84,11 @@ integration: all asan
 
 fuzz-quick: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/corpus-$$n; \
-	  echo "fuzz $$n (5s)"; $$f -max_total_time=5 -print_final_stats=0 $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n >/dev/null 2>$(FUZZ_DIR)/$$n.log || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; done
+	  echo "fuzz $$n (5s)"; $$f -max_total_time=5 -print_final_stats=0 -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n >/dev/null 2>$(FUZZ_DIR)/$$n.log || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; done
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/corpus-$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
 
 test: deps
 	$(MAKE) all asan

@@ -1,0 +1,25 @@
+/* libFuzzer harness: durations, /wait/<ms> numbers and byte sizes from arbitrary bytes. */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "duration.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    uint64_t ns, bytes;
+    char text[64];
+    if (duration_parse_ns(s, size, &ns) == 0) {
+        assert(ns <= DURATION_MAX_NS);
+        /* what we print we can read back, to within the printed precision */
+        duration_format(ns, text, sizeof(text));
+        uint64_t again;
+        assert(duration_parse_ns(text, __builtin_strlen(text), &again) == 0);
+    }
+    if (duration_parse_wait_ms(s, size, &ns) == 0)
+        assert(ns <= DURATION_MAX_NS && ns % 1000000 == 0);
+    if (size_parse_bytes(s, size, 1ull << 30, &bytes) == 0)
+        assert(bytes <= (1ull << 30));
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* libFuzzer harness: routing of arbitrary methods and paths (with rendering of /stats and /metrics).
+ * The input is "METHOD PATH"; the first byte picks the listener kind. */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "config.h"
+#include "handler.h"
+#include "stats.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct config cfg;
+    static struct stats_segment *segment;
+    if (segment == NULL) {
+        char *argv[] = {"mockupstream", NULL};
+        char *envp[] = {NULL};
+        char err[256];
+        config_load(&cfg, 1, argv, envp, err, sizeof(err));
+        segment = stats_segment_create();
+        segment->info.workers = 2;
+        segment->workers[0].lateness_buckets[3] = 7;
+    }
+    if (size < 1)
+        return 0;
+    struct handler_context ctx = {.config = &cfg, .stats = segment};
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    const char *space = memchr(text, ' ', len);
+    struct handler_request req = {
+        .method = text,
+        .method_len = space ? (size_t)(space - text) : len,
+        .path = space ? space + 1 : text + len,
+        .path_len = space ? len - (size_t)(space - text) - 1 : 0,
+        .listener = (enum stats_listener)(data[0] % STATS_LISTENER_COUNT),
+    };
+    struct handler_response res;
+    handler_route(&ctx, &req, &res);
+    assert(res.status >= 200 && res.status < 600 && res.reason != NULL && res.content_type != NULL);
+    assert(res.delay_ns <= cfg.max_delay_ns);
+    assert(!(res.is_control && res.delay_ns != 0));
+    assert(res.body != NULL || res.body_len == 0);
+    handler_response_release(&res);
+    return 0;
+}
