@@ -42,7 +42,7 @@ def wait_for_port(host, port, timeout_s=10.0):
 class MockServer:
     """One running mockupstream. Use as a context manager, or call start()/stop()."""
 
-    def __init__(self, *args, workers=1, env=None, listen=True, wait=True, host="127.0.0.1", port=None):
+    def __init__(self, *args, workers=1, env=None, listen=True, wait=True, host="127.0.0.1", port=None, preexec_fn=None):
         self.host = host
         self.port = port or free_port(host)
         self.args = list(args)
@@ -50,6 +50,7 @@ class MockServer:
         self.env = env
         self.listen = listen
         self.wait = wait
+        self.preexec_fn = preexec_fn  # e.g. to lower the open-file limit of the server
         self.proc = None
         self.returncode = None
         self.log = tempfile.NamedTemporaryFile(prefix="mockupstream-", suffix=".log", delete=False)
@@ -77,7 +78,7 @@ class MockServer:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=self.preexec_fn)
         if self.wait and self.listen and not wait_for_port(self.host, self.port):
             self.stop()
             raise RuntimeError(f"server did not accept on {self.host}:{self.port}\n{self.output()}")

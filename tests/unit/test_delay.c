@@ -1,0 +1,131 @@
+/* Unit tests for server/delay.c on a real libev loop and timerfd: never early, in due order,
+ * cancellation at every position, and many entries over many distinct delays. */
+#include <stdlib.h>
+
+#include "clock.h"
+#include "delay.h"
+#include "unit.h"
+
+struct probe {
+    struct delay_entry entry;
+    int id;
+    uint64_t fired_ns;
+    int fired_count;
+};
+
+static int fire_order[64];
+static int fire_order_len;
+
+static void on_due(struct delay_entry *entry, uint64_t now_ns)
+{
+    struct probe *p = (struct probe *)entry;
+    p->fired_ns = clock_monotonic_ns();
+    p->fired_count++;
+    if (fire_order_len < 64)
+        fire_order[fire_order_len++] = p->id;
+}
+
+static void run_until_empty(struct ev_loop *loop, struct delay_queue *queue, uint64_t limit_ns)
+{
+    uint64_t deadline = clock_monotonic_ns() + limit_ns;
+    while (queue->queued != 0 && clock_monotonic_ns() < deadline)
+        ev_run(loop, EVRUN_ONCE);
+}
+
+static void push(struct delay_queue *q, struct probe *p, int id, uint64_t delay_ns)
+{
+    p->id = id;
+    p->entry.on_due = on_due;
+    CHECK(delay_queue_push(q, &p->entry, delay_ns, clock_monotonic_ns()) == 0);
+}
+
+static void test_never_early_and_in_due_order(void)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    struct probe p[6] = {0};
+    uint64_t delays_ms[6] = {5, 2, 5, 1, 3, 2};
+    fire_order_len = 0;
+    for (int i = 0; i < 6; i++)
+        push(&q, &p[i], i, delays_ms[i] * NS_PER_MS);
+    run_until_empty(loop, &q, NS_PER_SEC);
+    CHECK(q.queued == 0);
+    for (int i = 0; i < 6; i++) {
+        CHECK(p[i].fired_count == 1);
+        CHECK(p[i].fired_ns >= p[i].entry.due_ns);
+    }
+    int expected[6] = {3, 1, 5, 4, 0, 2}; /* by due time; equal delays keep arrival order */
+    for (int i = 0; i < 6; i++)
+        CHECK(fire_order[i] == expected[i]);
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
+static void test_cancel_every_position(void)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    struct probe p[5] = {0}, only = {0};
+    for (int i = 0; i < 5; i++)
+        push(&q, &p[i], i, 3 * NS_PER_MS);
+    push(&q, &only, 9, 4 * NS_PER_MS);
+    delay_queue_cancel(&q, &p[0].entry); /* head */
+    delay_queue_cancel(&q, &p[2].entry); /* middle */
+    delay_queue_cancel(&q, &p[4].entry); /* tail */
+    delay_queue_cancel(&q, &only.entry); /* the only entry of its FIFO */
+    delay_queue_cancel(&q, &only.entry); /* harmless twice */
+    CHECK(q.queued == 2 && q.fifo_count == 1);
+    run_until_empty(loop, &q, NS_PER_SEC);
+    CHECK(p[1].fired_count == 1 && p[3].fired_count == 1);
+    CHECK(p[0].fired_count + p[2].fired_count + p[4].fired_count + only.fired_count == 0);
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
+static void test_many_entries_many_delays(void)
+{
+    enum { COUNT = 100000, DISTINCT = 1000 };
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    struct probe *p = calloc(COUNT, sizeof(*p));
+    for (int i = 0; i < COUNT; i++)
+        push(&q, &p[i], i, (100 + (uint64_t)(i % DISTINCT) * 5) * NS_PER_US); /* 0.1 .. 5.1 ms */
+    CHECK(q.fifo_count == DISTINCT);
+    run_until_empty(loop, &q, 5 * NS_PER_SEC);
+    int early = 0, wrong_count = 0;
+    for (int i = 0; i < COUNT; i++) {
+        early += p[i].fired_ns < p[i].entry.due_ns;
+        wrong_count += p[i].fired_count != 1;
+    }
+    CHECK(early == 0 && wrong_count == 0 && q.queued == 0 && q.fifo_count == 0);
+    free(p);
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
+static void test_fire_due_without_the_loop(void)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    struct probe now = {0}, later = {0};
+    push(&q, &now, 1, 0);
+    push(&q, &later, 2, 10 * NS_PER_SEC);
+    delay_queue_fire_due(&q);
+    CHECK(now.fired_count == 1 && later.fired_count == 0 && q.queued == 1);
+    CHECK(delay_queue_next_due_ns(&q) == later.entry.due_ns);
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
+int main(void)
+{
+    RUN(test_never_early_and_in_due_order);
+    RUN(test_cancel_every_position);
+    RUN(test_many_entries_many_delays);
+    RUN(test_fire_due_without_the_loop);
+    return unit_finish();
+}
