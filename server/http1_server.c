@@ -38,23 +38,25 @@ struct pending_output {
     char *owned_body;
 };
 
+/* Kept small on purpose: idle keep-alive connections are most of a benchmark's memory (192 bytes,
+ * one jemalloc size class; lengths use the narrowest type their limits allow). */
 struct http1_conn {
     ev_io watcher;
     struct http1_server *server;
     struct delay_entry held;          /* the response waiting for its delay */
     struct http1_conn *timeout_prev, *timeout_next;
-    struct http1_timeout_list *timeout_list;
     uint64_t deadline_ns;
     char *saved;                      /* unconsumed input carried to the next read (partial head, pipelining) */
-    size_t saved_len;
     struct pending_output *output;
     char *request_target;             /* "METHOD PATH" copy, only while a body spans several reads */
-    size_t request_method_len, request_target_len;
-    uint64_t body_left;               /* Content-Length bytes still to discard */
-    uint64_t body_bytes;              /* body bytes of the current request */
     struct phr_chunked_decoder chunked;
+    uint32_t saved_len;               /* <= SCRATCH_BYTES */
+    uint32_t body_left;               /* Content-Length bytes still to discard (<= --max-body-size, 1 GiB) */
+    uint32_t body_bytes;              /* body bytes of the current request */
+    uint16_t request_method_len, request_target_len; /* < HTTP1_MAX_HEAD_BYTES */
     uint8_t state;                    /* enum conn_state */
     uint8_t kind;                     /* enum stats_listener */
+    uint8_t timeout_list;             /* enum timeout_list_id */
     bool in_body;                     /* reading the current request's body */
     bool chunked_body;
     bool keep_alive;                  /* after the current response */
@@ -64,11 +66,24 @@ struct http1_conn {
     bool read_paused;
 };
 
+enum timeout_list_id { TIMEOUT_NONE, TIMEOUT_IDLE, TIMEOUT_REQUEST };
+
+_Static_assert(sizeof(struct http1_conn) <= 192, "an idle connection should fit jemalloc's 192-byte class");
+
+static struct http1_timeout_list *timeout_list_of(struct http1_conn *conn)
+{
+    switch (conn->timeout_list) {
+    case TIMEOUT_IDLE: return &conn->server->idle;
+    case TIMEOUT_REQUEST: return &conn->server->request;
+    default: return NULL;
+    }
+}
+
 /* ---- timeouts ---- */
 
 static void timeout_remove(struct http1_conn *conn)
 {
-    struct http1_timeout_list *list = conn->timeout_list;
+    struct http1_timeout_list *list = timeout_list_of(conn);
     if (list == NULL)
         return;
     if (conn->timeout_prev != NULL)
@@ -80,7 +95,7 @@ static void timeout_remove(struct http1_conn *conn)
     else
         list->tail = conn->timeout_prev;
     conn->timeout_prev = conn->timeout_next = NULL;
-    conn->timeout_list = NULL;
+    conn->timeout_list = TIMEOUT_NONE;
 }
 
 /* Same timeout for everyone in a list, so appending keeps it sorted by deadline and the list's
@@ -89,7 +104,7 @@ static void timeout_add(struct http1_timeout_list *list, struct http1_conn *conn
 {
     timeout_remove(conn);
     conn->deadline_ns = now_ns + list->timeout_ns;
-    conn->timeout_list = list;
+    conn->timeout_list = list == &conn->server->idle ? TIMEOUT_IDLE : TIMEOUT_REQUEST;
     conn->timeout_prev = list->tail;
     conn->timeout_next = NULL;
     if (list->tail != NULL) {
@@ -413,7 +428,7 @@ static ssize_t consume_body(struct http1_conn *conn, char *buf, size_t len, bool
     uint64_t max_body = conn->server->worker->config->max_body_bytes;
     *complete = false;
     if (!conn->chunked_body) {
-        size_t take = conn->body_left < len ? (size_t)conn->body_left : len;
+        size_t take = conn->body_left < len ? conn->body_left : len;
         conn->body_left -= take;
         *complete = conn->body_left == 0;
         return (ssize_t)take;
@@ -422,7 +437,8 @@ static ssize_t consume_body(struct http1_conn *conn, char *buf, size_t len, bool
     ssize_t left = phr_decode_chunked(&conn->chunked, buf, &decoded);
     if (left == -1)
         return -1;
-    conn->body_bytes += decoded;
+    /* decoded <= one read, so the sum cannot wrap before it passes the 1 GiB limit */
+    conn->body_bytes += (uint32_t)decoded;
     if (conn->body_bytes > max_body)
         return -1;
     if (left == -2)
@@ -473,7 +489,10 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         int error_status = 0;
         int head = http1_request_parse(buf + off, len - off, &req, &error_status);
         if (head == -2) {
-            timeout_add(&conn->server->request, conn, clock_monotonic_ns());
+            /* the deadline runs from the request's first byte: a client trickling bytes
+             * (slowloris) must not push it back with each one */
+            if (conn->timeout_list != TIMEOUT_REQUEST)
+                timeout_add(&conn->server->request, conn, clock_monotonic_ns());
             return (ssize_t)off;
         }
         if (head < 0) {
@@ -505,8 +524,9 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         }
         conn->in_body = true;
         conn->chunked_body = req.body_kind == HTTP1_BODY_CHUNKED;
-        conn->body_left = req.content_length;
-        conn->body_bytes = conn->chunked_body ? 0 : req.content_length;
+        /* both fit: content_length was checked against --max-body-size (at most 1 GiB) above */
+        conn->body_left = (uint32_t)req.content_length;
+        conn->body_bytes = conn->chunked_body ? 0 : (uint32_t)req.content_length;
         memset(&conn->chunked, 0, sizeof(conn->chunked));
         conn->chunked.consume_trailer = 1;
         /* the body may span reads that reuse the scratch buffer: keep method and path */
@@ -518,8 +538,8 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         memcpy(conn->request_target, req.method, req.method_len);
         conn->request_target[req.method_len] = ' ';
         memcpy(conn->request_target + req.method_len + 1, req.path, req.path_len);
-        conn->request_method_len = req.method_len;
-        conn->request_target_len = req.path_len;
+        conn->request_method_len = (uint16_t)req.method_len;
+        conn->request_target_len = (uint16_t)req.path_len;
         timeout_add(&conn->server->request, conn, clock_monotonic_ns());
     }
     return (ssize_t)off;
@@ -543,7 +563,7 @@ static bool process_and_save(struct http1_conn *conn, char *buf, size_t len)
         }
         memcpy(saved, buf + used, rest);
         conn->saved = saved;
-        conn->saved_len = rest;
+        conn->saved_len = (uint32_t)rest;
     }
     if (conn->state != CONN_READING && conn->saved_len >= SAVED_INPUT_MAX_BYTES && !conn->read_paused) {
         conn->read_paused = true;
