@@ -2,6 +2,7 @@
 #
 #   make          build build/mockupstream (release, jemalloc)
 #   make asan     build build/asan/mockupstream (ASan + UBSan, system malloc)
+#   make plain    build build/plain/mockupstream (no jemalloc, no sanitizers: for valgrind)
 #   make deps     install missing Debian packages (as root); lists live in deps/
 #   make run      deps + build + run with defaults
 #   make test     deps + both builds + unit tests + integration suite on both builds
@@ -38,7 +39,7 @@ PYTHON ?= /usr/bin/python3
 TOOLS_SRC  := $(wildcard tools/*.c)
 TOOLS_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOLS_SRC))
 
-.PHONY: all asan deps deps-build run test unit integration fuzz fuzz-quick bench clean
+.PHONY: all asan plain deps deps-build run test unit integration fuzz fuzz-quick bench clean
 
 all: $(BUILD)/mockupstream $(TOOLS_BINS)
 
@@ -52,6 +53,13 @@ $(BUILD)/mockupstream: $(SERVER_SRC) $(SERVER_HDR) Makefile
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $(SERVER_SRC) $(LIBS)
 
 asan: $(ASAN_DIR)/mockupstream
+
+# For valgrind: no sanitizers and the system allocator (valgrind cannot follow jemalloc's heap).
+plain: $(BUILD)/plain/mockupstream
+
+$(BUILD)/plain/mockupstream: $(SERVER_SRC) $(SERVER_HDR) Makefile
+	@mkdir -p $(BUILD)/plain
+	$(CC) $(CFLAGS_COMMON) -O1 -g -o $@ $(SERVER_SRC) $(LIBS_COMMON)
 
 $(ASAN_DIR)/mockupstream: $(SERVER_SRC) $(SERVER_HDR) Makefile
 	@mkdir -p $(ASAN_DIR)
@@ -91,7 +99,7 @@ fuzz: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
 
 test: deps
-	$(MAKE) all asan
+	$(MAKE) all asan plain
 	$(MAKE) unit
 	$(MAKE) fuzz-quick
 	$(PYTHON) tests/run.py --binary $(BUILD)/mockupstream --asan-binary $(ASAN_DIR)/mockupstream
