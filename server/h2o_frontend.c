@@ -29,6 +29,14 @@ struct h2o_held {
 
 static h2o_generator_t single_shot_generator = {NULL, NULL};
 
+#define H2O_BODY_CAP_MAX_BYTES (1024ull * 1024 * 1024)
+
+static size_t h2o_body_cap_bytes(uint64_t max_body_bytes)
+{
+    uint64_t cap = max_body_bytes * 4 + 1024 * 1024;
+    return (size_t)(cap < H2O_BODY_CAP_MAX_BYTES ? cap : H2O_BODY_CAP_MAX_BYTES);
+}
+
 static struct h2o_frontend *frontend_of(h2o_req_t *req, const struct mock_handler *handler)
 {
     if (handler->control_only)
@@ -66,7 +74,8 @@ static void send_response(struct h2o_frontend *frontend, h2o_req_t *req, const s
     if (res->is_control)
         stats_add(&slot->control_requests, 1);
     else
-        stats_request_done(slot, protocol_of(req), is_tls(req), res->status, req->entity.len,
+        /* a refused body is not counted as received, as on the HTTP/1.1 path */
+        stats_request_done(slot, protocol_of(req), is_tls(req), res->status, res->status == 413 ? 0 : req->entity.len,
                            res->is_head ? 0 : res->body_len);
 
     h2o_start_response(req, &single_shot_generator);
@@ -104,6 +113,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         .listener = handler->control_only ? STATS_LISTENER_STATS : (is_tls(req) ? STATS_LISTENER_TLS : STATS_LISTENER_HTTP),
     };
     struct handler_response response;
+    if (req->entity.len > worker->config->max_body_bytes) {
+        struct handler_response too_large = {.status = 413, .reason = handler_reason_phrase(413), .content_type = "text/plain",
+                                             .body = "413 Payload Too Large\n", .is_head = false};
+        too_large.body_len = strlen(too_large.body);
+        send_response(frontend, req, &too_large);
+        return 0;
+    }
     handler_route(&worker->handler, &request, &response);
 
     if (response.delay_ns == 0) {
@@ -130,7 +146,10 @@ static void register_handler(h2o_globalconf_t *conf, const struct config *cfg, b
 {
     h2o_config_init(conf);
     conf->server_name = h2o_iovec_init(H2O_STRLIT("mockupstream"));
-    conf->max_request_entity_size = cfg->max_body_bytes;
+    /* Over HTTP/2, h2o 2.2.5 resets a stream whose body passes this limit with REFUSED_STREAM, which
+     * tells clients to retry rather than report a 413. So h2o gets a larger hard cap (its buffer per
+     * request) and on_req answers 413 for bodies between --max-body-size and the cap. */
+    conf->max_request_entity_size = h2o_body_cap_bytes(cfg->max_body_bytes);
     /* h2o applies these only while no request is held: they bound idle keep-alive connections */
     conf->http1.req_timeout = cfg->idle_timeout_ns / NS_PER_MS;
     conf->http2.idle_timeout = cfg->idle_timeout_ns / NS_PER_MS;
