@@ -28,17 +28,24 @@ class BenchToolTest(ServerTestCase):
             self.assertEqual(errors, 0)
             self.assertGreater(float(row[6]), 10.0)  # p50 latency cannot beat the 10 ms delay
         self.assertIn("req/s ratio", r.stdout)
-        with open(os.path.join(ROOT, "build/bench/results.json")) as f:
+        with open(os.path.join(ROOT, "build/bench/quick/results.json")) as f:
             self.assertEqual(len(json.load(f)["rows"]), 2)
 
-    def test_bad_option(self):
-        r = run(["/usr/bin/python3", os.path.join(ROOT, "tools/bench"), "--levels", "abc"])
-        self.assertEqual(r.returncode, 2)
+    def test_help_and_bad_options(self):
+        bench = ["/usr/bin/python3", os.path.join(ROOT, "tools/bench")]
+        r = run(bench + ["--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--quick", r.stdout)
+        for bad in (["--levels", "abc"], ["--levels", "0"], ["--bogus"]):
+            r = run(bench + bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)  # one line, no traceback
 
 
 class HoldconnsTest(ServerTestCase):
     def test_active_and_idle_connections(self):
         holder = os.path.join(ROOT, "build/tools/holdconns")
+        self.assertTrue(os.access(holder, os.X_OK), f"{holder} is missing: run make")
         srv = self.server("--delay", "1ms")
         r = run([holder, "--port", str(srv.port), "--connections", "200", "--duration", "1"])
         result = json.loads(r.stdout)
