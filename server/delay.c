@@ -215,19 +215,19 @@ static void on_timer_readable(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct delay_queue *queue = watcher->data;
     queue->timer_wakeups++;
+    /* Clear the expiry first. Reading after fire_due would be wrong: fire_due may have re-armed for
+     * an expiry that is already past (the wake lead), and that read would swallow it, leaving
+     * queued entries with no timer. EAGAIN means it was re-armed since epoll saw it: fine. */
+    uint64_t expirations;
+    if (read(queue->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+        return;
     uint64_t now_ns = clock_monotonic_ns();
     if (queue->armed_due_ns != 0 && now_ns >= queue->armed_expiry_ns) {
         wake_lead_update(queue, now_ns);
         spin_until_due(queue);
     }
+    /* re-arms for the next entry (the expiry just read counts as passed) or disarms */
     delay_queue_fire_due(queue);
-    /* fire_due re-armed or disarmed the timer; if it did neither the expiry is still pending: drain it */
-    if (queue->armed_due_ns != 0 && queue->armed_expiry_ns <= clock_monotonic_ns()) {
-        uint64_t expirations;
-        if (read(queue->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-            return;
-        queue->armed_due_ns = 0;
-    }
 }
 
 /* ---- public ---- */

@@ -1,6 +1,7 @@
 /* Unit tests for server/delay.c on a real libev loop and timerfd: never early, in due order,
  * cancellation at every position, and many entries over many distinct delays. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "delay.h"
@@ -121,11 +122,40 @@ static void test_fire_due_without_the_loop(void)
     ev_loop_destroy(loop);
 }
 
+/* Regression: with a large wake lead, re-arming for the next entry sets an expiry that is already
+ * past; a read() of the timerfd after that used to swallow it and leave entries with no timer
+ * (the loop then slept ~60 s). Every entry must fire promptly. */
+static void test_closely_spaced_entries_with_a_large_wake_lead(void)
+{
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    enum { N = 200 };
+    static struct probe p[N];
+    for (int round = 0; round < 5; round++) {
+        memset(p, 0, sizeof(p));
+        q.wake_lead_ns = DELAY_MAX_WAKE_LEAD_NS;
+        for (int i = 0; i < N; i++)
+            push(&q, &p[i], i, NS_PER_MS + (uint64_t)i * 20 * NS_PER_US);
+        uint64_t started = clock_monotonic_ns();
+        run_until_empty(loop, &q, 2 * NS_PER_SEC);
+        CHECK(q.queued == 0);
+        CHECK(clock_monotonic_ns() - started < NS_PER_SEC);
+        int early = 0;
+        for (int i = 0; i < N; i++)
+            early += p[i].fired_count != 1 || p[i].fired_ns < p[i].entry.due_ns;
+        CHECK(early == 0);
+    }
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     RUN(test_never_early_and_in_due_order);
     RUN(test_cancel_every_position);
     RUN(test_many_entries_many_delays);
     RUN(test_fire_due_without_the_loop);
+    RUN(test_closely_spaced_entries_with_a_large_wake_lead);
     return unit_finish();
 }
