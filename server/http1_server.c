@@ -64,6 +64,7 @@ struct http1_conn {
     bool served_a_request;            /* a later HTTP/2 preface is no longer valid */
     bool processing;                  /* inside process_input: do not re-enter it */
     bool read_paused;
+    bool first_read_peeked;           /* the connection's first bytes were checked for HTTP/2 */
 };
 
 enum timeout_list_id { TIMEOUT_NONE, TIMEOUT_IDLE, TIMEOUT_REQUEST };
@@ -583,9 +584,37 @@ static bool process_saved_input(struct http1_conn *conn)
     return process_and_save(conn, scratch, len);
 }
 
+/* An HTTP/2 connection (prior-knowledge preface, or Upgrade: h2c in its first request) goes to h2o
+ * before we consume anything, through h2o's ordinary accept path. Handing h2o bytes we had already
+ * read (conn_hand_to_h2o) crashed h2o 2.2.5 (an assertion in its evloop's write_pending) with several
+ * hundred such connections in one worker, so that path is kept only for an upgrade that comes after
+ * requests were already served on the connection. Costs one recv(MSG_PEEK) per connection. */
+static bool hand_over_unread_if_http2(struct http1_conn *conn)
+{
+    struct http1_server *server = conn->server;
+    conn->first_read_peeked = true;
+    ssize_t n = recv(conn->watcher.fd, server->scratch, server->scratch_size, MSG_PEEK);
+    if (n <= 0)
+        return false; /* the read that follows sees the same error or EOF */
+    struct http1_request req;
+    int status;
+    bool http2 = http1_looks_like_h2_preface(server->scratch, (size_t)n) ||
+                 (http1_request_parse(server->scratch, (size_t)n, &req, &status) > 0 && req.upgrade_h2c);
+    if (!http2)
+        return false;
+    struct worker *worker = server->worker;
+    ev_io_stop(worker->loop, &conn->watcher);
+    timeout_remove(conn);
+    h2o_frontend_accept(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind);
+    free(conn);
+    return true;
+}
+
 static void on_readable(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
+    if (!conn->first_read_peeked && hand_over_unread_if_http2(conn))
+        return;
     size_t have = conn->saved_len;
     if (have + HTTP1_MAX_HEAD_BYTES > server->scratch_size) {
         /* cannot happen while saved input is bounded; refuse rather than overflow */

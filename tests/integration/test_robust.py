@@ -296,6 +296,16 @@ class FaultTest(ServerTestCase):
 
 
 class ExtremesTest(ServerTestCase):
+    def test_a_thousand_http2_cleartext_connections(self):
+        # Regression: handing h2o connections whose bytes we had already read crashed h2o 2.2.5
+        # (evloop write_pending assertion) from ~700 such connections in one worker.
+        srv = self.server("--delay", "1ms", workers=1)
+        for flags in (["-m", "1"], ["-m", "4"]):
+            r = run(["h2load", "-n", "2000", "-c", "1000"] + flags + [srv.url + "/"], timeout_s=60)
+            self.assertIn("2000 succeeded, 0 failed, 0 errored", r.stdout)
+        self.assertNotIn("Assertion", srv.output())
+        self.assertEqual(hc.stats(srv)["workers"][0]["restarts"], 0)
+
     def test_ten_thousand_held_requests_with_different_delays(self):
         srv = self.server("--delay", "0", workers=1)
         paths = os.path.join(srv.log.name + ".paths")
