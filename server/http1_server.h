@@ -7,8 +7,9 @@
  *
  * Routing goes through handler_route(), exactly as on the h2o path. A connection that turns out to
  * speak HTTP/2 is handed to h2o: unread if its first bytes (peeked) are the prior-knowledge preface
- * or an Upgrade: h2c request, else with the bytes read so far (an upgrade after HTTP/1.1 requests). Timeouts: `--idle-timeout` between requests; `--request-timeout` from the first byte of a
- * request to its last, and for writing a response to a client that does not read. */
+ * or an Upgrade: h2c request, else with the bytes read so far (an upgrade after HTTP/1.1 requests).
+ * Timeouts: `--idle-timeout` between requests; `--request-timeout` from the first byte of a request
+ * to its last, and for writing a response to a client that does not read. */
 #ifndef MOCKUPSTREAM_HTTP1_SERVER_H
 #define MOCKUPSTREAM_HTTP1_SERVER_H
 
