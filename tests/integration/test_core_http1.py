@@ -152,12 +152,14 @@ class BodyConfigTest(ServerTestCase):
 class DelayTest(ServerTestCase):
     def test_wait_path_with_zero_delay(self):
         srv = self.server("--delay", "0")
-        for t in c.timed(srv, "/wait/25", 5):
-            self.assertGreaterEqual(t, 0.025)
-            self.assertLess(t, 0.025 + 0.040 * SLOWDOWN)
+        waits = c.timed(srv, "/wait/25", 5)
+        for t in waits:
+            self.assertGreaterEqual(t, 0.025, waits)  # never early, however loaded the machine
+            self.assertLess(t, 0.025 + 0.100 * SLOWDOWN, waits)
         fast = c.timed(srv, "/", 20)
-        # median, not max: one scheduling hiccup on a shared machine must not fail the test
-        self.assertLess(sorted(fast)[10], 0.005 * SLOWDOWN, fast)
+        # median, not max: one scheduling hiccup on a shared machine must not fail the test; 20 ms
+        # still tells "at once" from the 10 ms default plus any timer slack
+        self.assertLess(sorted(fast)[10], 0.020 * SLOWDOWN, fast)
         self.assertLess(max(fast), 0.1 * SLOWDOWN, fast)
         t, = c.timed(srv, "/wait/0")
         self.assertLess(t, 0.1 * SLOWDOWN)
@@ -166,7 +168,7 @@ class DelayTest(ServerTestCase):
         srv = self.server()
         times = c.timed(srv, "/anything", 10)
         self.assertGreaterEqual(min(times), 0.010, times)
-        self.assertLess(sorted(times)[5], 0.010 + 0.040 * SLOWDOWN, times)
+        self.assertLess(sorted(times)[5], 0.010 + 0.100 * SLOWDOWN, times)
         self.assertAlmostEqual(c.stats(srv)["config"]["delay_seconds"], 0.010)
 
     def test_sub_millisecond_and_fractional_delays_are_never_early(self):
@@ -193,11 +195,26 @@ class DelayTest(ServerTestCase):
                 t0 = time.monotonic()
                 r = conn.request("GET", path)
                 self.assertEqual(r.status, 400, path)
-                self.assertLess(time.monotonic() - t0, 0.09, path)  # refused at once, not after a delay
+                # refused at once, not after the 100 ms it asked for (or the cap)
+                self.assertLess(time.monotonic() - t0, 0.09 * SLOWDOWN, path)
                 self.assertNotEqual(r.header("connection"), "close", path)
             self.assertEqual(conn.request("GET", "/wait/100").status, 200)
             self.assertEqual(conn.request("POST", "/wait/5", body=b"x").status, 200)
         self.assertEqual(c.stats(srv)["requests"]["by_code"]["4xx"], 7)
+
+    def test_default_max_delay_is_60s(self):
+        # Without --max-delay the cap is 60 s: one millisecond above it is refused at once. (60000
+        # itself would hold the test for a minute; /wait/1000 shows values below the cap are held.)
+        srv = self.server("--delay", "0")
+        with c.Conn.to(srv) as conn:
+            for path in ("/wait/60001", "/wait/abc"):
+                t0 = time.monotonic()
+                self.assertEqual(conn.request("GET", path).status, 400, path)
+                self.assertLess(time.monotonic() - t0, 0.5 * SLOWDOWN, path)
+            t0 = time.monotonic()
+            self.assertEqual(conn.request("GET", "/wait/1000").status, 200)
+            self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+        self.assertEqual(c.stats(srv)["requests"]["by_code"]["4xx"], 2)
 
 
 class RequestBodyTest(ServerTestCase):
@@ -234,12 +251,12 @@ class RequestBodyTest(ServerTestCase):
             conn.send(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
             status, _, headers = conn.read_head()
             self.assertEqual(status, 413)
-        # curl waits for the 100 (up to 1 s by default) before sending; a quick answer shows it came
+        # curl waits for the 100 before sending (here up to 5 s); a quick answer shows it came
         t0 = time.monotonic()
-        r = c.curl("-H", "Expect: 100-continue", "--data-binary", "x" * 100, "-o", "/dev/null", "-w", "%{http_code}",
-                   srv.url + "/curl")
+        r = c.curl("-H", "Expect: 100-continue", "--expect100-timeout", "5", "--data-binary", "x" * 100,
+                   "-o", "/dev/null", "-w", "%{http_code}", srv.url + "/curl")
         self.assertEqual(r.stdout, "200")
-        self.assertLess(time.monotonic() - t0, 0.9)
+        self.assertLess(time.monotonic() - t0, 4.0)
 
     def test_body_above_max_body_size_is_413(self):
         srv = self.server("--delay", "0", "--max-body-size", "1000")

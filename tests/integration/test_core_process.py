@@ -123,10 +123,10 @@ class DrainTest(ServerTestCase):
         code = srv.wait_exit(5)
         elapsed = time.monotonic() - t0
         self.assertIsNotNone(code, "still running")
-        self.assertNotEqual(code, 0, srv.output())
+        self.assertEqual(code, 3, srv.output())  # 3 = the drain did not complete
         self.assertGreaterEqual(elapsed, 0.18)  # it did try to drain
         self.assertLess(elapsed, 0.2 + 1.5 * SLOWDOWN)  # and gave up at the timeout, not after 3 s
-        self.assertRegex(srv.output().lower(), r"drain.*tim(e|ed) ?out|timed out.*drain")
+        self.assertIn("drain timeout", srv.output().lower())
         # the clients are let go (closed), not left waiting for 3 s
         for r in held.join(timeout_s=5):
             self.assertNotIsInstance(r, c.Response, "answered early")
@@ -142,7 +142,7 @@ class DrainTest(ServerTestCase):
         srv.signal(signal.SIGTERM)
         code = srv.wait_exit(3)
         self.assertIsNotNone(code, "second SIGTERM did not end the server")
-        self.assertNotEqual(code, 0)
+        self.assertEqual(code, 1, srv.output())
         self.assertLess(time.monotonic() - t0, 1.0 * SLOWDOWN)
         self.assertTrue(c.wait_until(lambda: c.children(srv.proc.pid) == [], timeout_s=2.0))
         held.join(timeout_s=5)
