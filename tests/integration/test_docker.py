@@ -67,6 +67,46 @@ def dockerfile_stages():
     return stages
 
 
+def dockerignore_patterns():
+    """.dockerignore as regular expressions, with Docker's rules: patterns are relative to the
+    context root, `*` and `?` stay within one path element, `**` spans any number of directories,
+    and a pattern that matches a directory excludes everything under it."""
+    patterns = []
+    for line in read(os.path.join(ROOT, ".dockerignore")).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        assert not line.startswith("!"), "exceptions are not modelled by this test"
+        parts = []
+        for part in os.path.normpath(line.lstrip("/")).split("/"):
+            if part == "**":
+                parts.append("(?:[^/]+/)*")
+                continue
+            rx = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in part)
+            parts.append(rx + "/")
+        patterns.append(re.compile("".join(parts).rstrip("/")))
+    return patterns
+
+
+def dockerignored(path, patterns):
+    """True if Docker would leave `path` (relative, '/'-separated) out of the build context."""
+    elements = path.split("/")
+    prefixes = ["/".join(elements[:i]) for i in range(1, len(elements) + 1)]
+    return any(p.fullmatch(prefix) for p in patterns for prefix in prefixes)
+
+
+def build_context():
+    """Relative paths of the files `docker build .` would send from the repository root."""
+    patterns = dockerignore_patterns()
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        rel = os.path.relpath(top, ROOT)
+        rel = "" if rel == "." else rel + "/"
+        dirs[:] = [d for d in dirs if not dockerignored(rel + d, patterns)]
+        files += [rel + n for n in names if not dockerignored(rel + n, patterns)]
+    return sorted(files)
+
+
 def installed_packages():
     """{package: (essential, [dependency alternatives lists])} for installed packages, plus provides."""
     out = run(["dpkg-query", "-W", "-f",
@@ -184,9 +224,39 @@ class DockerfileTest(ServerTestCase):
         self.assertIn(owner("/usr/sbin/useradd"), minbase())
 
     def test_dockerignore_keeps_build_output_and_git_out(self):
-        ignore = read(os.path.join(ROOT, ".dockerignore")).split()
-        for needed in (("build/", "build"), (".git/", ".git"), ("**/__pycache__/", "**/__pycache__", "__pycache__")):
-            self.assertTrue(set(needed) & set(ignore), needed)
+        context = build_context()
+        self.assertIn("Makefile", context)
+        self.assertIn("server/main.c", context)
+        for path in context:
+            self.assertFalse(path.startswith(("build/", ".git/")), path)
+            self.assertNotIn("__pycache__/", path)
+        # junk deep in the tree is left out as well as at the top, and sources are kept
+        patterns = dockerignore_patterns()
+        for junk in ("tests/integration/__pycache__/x.cpython-311.pyc", "tools/x.pyc", "tests/x.log", "build"):
+            self.assertTrue(dockerignored(junk, patterns), junk)
+        for source in ("server/main.c", "tools/holdconns.c", "deps/debian-build.txt", "Makefile", "builder.c"):
+            self.assertFalse(dockerignored(source, patterns), source)
+
+    def test_build_context_builds_with_make(self):
+        # What `COPY . .` + `RUN make` do in the build stage, minus the package installation (this
+        # host has deps/debian-build.txt installed): the context alone must build, with no build/.
+        if SANITIZED:
+            self.skipTest("builds the release binary; once is enough")
+        ctx = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, ctx)
+        for path in build_context():
+            os.makedirs(os.path.join(ctx, os.path.dirname(path)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, path), os.path.join(ctx, path))
+        self.assertFalse(os.path.exists(os.path.join(ctx, "build")))
+        made = run(["make"], cwd=ctx, timeout_s=300)
+        self.assertEqual(made.returncode, 0, made.stdout + made.stderr)
+        # the path the runtime stage copies from, and a binary that starts
+        binary = os.path.join(ctx, "build/mockupstream")
+        copy = next(args for ins, args in dockerfile_stages()[1][2] if ins == "COPY" and args.startswith("--from="))
+        self.assertEqual(copy.split()[1], "/src/build/mockupstream")
+        version = run([binary, "--version"])
+        self.assertEqual(version.returncode, 0, version.stderr)
+        self.assertIn("mockupstream", version.stdout + version.stderr)
 
     def test_base_image_packages_are_really_in_minbase(self):
         base = minbase()
@@ -248,23 +318,31 @@ def owner_missing(package):
 
 
 class ContainerLikeRunTest(ServerTestCase):
-    def start_as_nobody(self, pid1):
+    def start_as_nobody(self, container):
         """The binary, copied where `nobody` can read it, started like the image's ENTRYPOINT would be:
-        as an unprivileged user, with only MOCKUPSTREAM_* in the environment, optionally as PID 1."""
+        as an unprivileged user with only MOCKUPSTREAM_* in the environment. With `container`, also
+        as PID 1 of a new PID namespace in a new network namespace, with no listen address configured:
+        the default (0.0.0.0:8080) must be the port the Dockerfile EXPOSEs. Returns
+        (process, master pid, get(path) -> (status, body), output())."""
         tmp = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, tmp)
         binary = os.path.join(tmp, "mockupstream")
         shutil.copy(BIN, binary)
         os.chmod(tmp, 0o755)
         os.chmod(binary, 0o755)
-        port = free_port()
-        env = {"MOCKUPSTREAM_LISTEN": f"127.0.0.1:{port}", "MOCKUPSTREAM_DELAY": "5ms", "MOCKUPSTREAM_WORKERS": "2"}
+        env = {"MOCKUPSTREAM_DELAY": "5ms", "MOCKUPSTREAM_WORKERS": "2"}
+        if container:
+            # the port comes from the image, not from the test: a namespace of its own has 8080 free
+            port = int(next(args for ins, args in dockerfile_stages()[1][2] if ins == "EXPOSE"))
+        else:
+            port = free_port()
+            env["MOCKUPSTREAM_LISTEN"] = f"127.0.0.1:{port}"
         if SANITIZED:
             env["ASAN_OPTIONS"] = "detect_leaks=1:exitcode=99"
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env", "-i"] + \
               [f"{k}={v}" for k, v in env.items()] + [binary]
-        if pid1:
-            cmd = ["unshare", "--pid", "--fork", "--kill-child"] + cmd
+        if container:
+            cmd = ["unshare", "--pid", "--net", "--fork", "--kill-child"] + cmd
         log = tempfile.TemporaryFile()
         self.addCleanup(log.close)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -279,24 +357,42 @@ class ContainerLikeRunTest(ServerTestCase):
         def output():
             log.seek(0)
             return log.read().decode(errors="replace")
-        self.assertTrue(wait_for_port("127.0.0.1", port), output())
-        master = proc.pid
-        if pid1:
-            self.assertTrue(hc.wait_until(lambda: hc.children(proc.pid)), output())
-            master = hc.children(proc.pid)[0]
-            # really PID 1 inside its namespace
-            nspid = read(f"/proc/{master}/status").split("NSpid:")[1].splitlines()[0].split()
-            self.assertEqual(nspid[-1], "1")
-        return proc, master, f"http://127.0.0.1:{port}", output
 
-    def check_serves_and_stops(self, pid1):
-        proc, master, url, output = self.start_as_nobody(pid1)
-        with urllib.request.urlopen(url + "/healthz", timeout=10 * SLOWDOWN) as r:
-            self.assertEqual((r.status, r.read()), (200, b"ok\n"))
-        with urllib.request.urlopen(url + "/anything", timeout=10 * SLOWDOWN) as r:
-            self.assertEqual((r.status, r.read()), (200, b"Hello world!\n"))
-        with urllib.request.urlopen(url + "/stats", timeout=10 * SLOWDOWN) as r:
-            doc = json.loads(r.read())
+        if not container:
+            def get(path):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10 * SLOWDOWN) as r:
+                    return r.status, r.read()
+            self.assertTrue(wait_for_port("127.0.0.1", port), output())
+            return proc, proc.pid, get, output
+
+        # unshare(1) is in the new network namespace itself; a fresh namespace's loopback is down
+        # (the server's 0.0.0.0 bind does not need it, the test's connections do)
+        netns = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"]
+        self.assertTrue(hc.wait_until(lambda: os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")))
+        self.assertEqual(run(netns + ["ip", "link", "set", "lo", "up"]).returncode, 0)
+
+        def get(path):
+            r = run(netns + ["curl", "-s", "--max-time", str(10 * SLOWDOWN), "-w", "\n%{http_code}",
+                             f"http://127.0.0.1:{port}{path}"])
+            body, _, code = r.stdout.rpartition("\n")
+            return (int(code) if code.isdigit() else 0), body.encode()
+        self.assertTrue(hc.wait_until(lambda: get("/healthz")[0] == 200, timeout_s=10), output())
+        self.assertTrue(hc.wait_until(lambda: hc.children(proc.pid)), output())
+        master = hc.children(proc.pid)[0]
+        # really PID 1 inside its namespace
+        nspid = read(f"/proc/{master}/status").split("NSpid:")[1].splitlines()[0].split()
+        self.assertEqual(nspid[-1], "1")
+        # and not reachable from the host's network namespace (it is the container's own 8080)
+        self.assertEqual(os.readlink(f"/proc/{master}/ns/net"), os.readlink(f"/proc/{proc.pid}/ns/net"))
+        return proc, master, get, output
+
+    def check_serves_and_stops(self, container):
+        proc, master, get, output = self.start_as_nobody(container)
+        self.assertEqual(get("/healthz"), (200, b"ok\n"))
+        self.assertEqual(get("/anything"), (200, b"Hello world!\n"))
+        status, body = get("/stats")
+        self.assertEqual(status, 200)
+        doc = json.loads(body)
         # the configuration came from the environment alone
         self.assertEqual(doc["config"]["workers"], 2)
         self.assertAlmostEqual(doc["config"]["delay_seconds"], 0.005)
@@ -310,17 +406,18 @@ class ContainerLikeRunTest(ServerTestCase):
         except subprocess.TimeoutExpired:
             self.fail("SIGTERM did not stop the server\n" + output())
         self.assertEqual(code, 0, output())
-        self.assertIn("mockupstream", output())
+        self.assertIn("mockupstream", output().splitlines()[0])  # logs reach the container's stderr
 
     def test_runs_as_nobody_configured_only_by_environment(self):
-        self.check_serves_and_stops(pid1=False)
+        self.check_serves_and_stops(container=False)
 
-    def test_runs_as_pid1_and_stops_on_sigterm(self):
+    def test_runs_as_pid1_on_the_default_port_and_stops_on_sigterm(self):
         # In a container the entrypoint is PID 1: the kernel delivers SIGTERM to it only because the
         # server installs a handler, and it must reap its own workers (there is no init to do so).
+        # Nothing sets --listen in the image, so the default must listen on the EXPOSEd port.
         if os.geteuid() != 0:
-            self.skipTest("needs root for a PID namespace")
-        self.check_serves_and_stops(pid1=True)
+            self.skipTest("needs root for PID and network namespaces")
+        self.check_serves_and_stops(container=True)
 
 
 class DeploymentFilesTest(ServerTestCase):
@@ -348,6 +445,20 @@ class DeploymentFilesTest(ServerTestCase):
         job = prometheus["scrape_configs"][0]
         self.assertEqual(job["metrics_path"], "/metrics")
         self.assertEqual(job["static_configs"][0]["targets"], ["localhost:8080"])
+        # with host networking the server's port is the host's: the one EXPOSEd, scraped above
+        host, _, port = service["environment"]["MOCKUPSTREAM_LISTEN"].rpartition(":")
+        self.assertEqual((host, port), ("0.0.0.0", "8080"))
+        self.assertIn(("EXPOSE", port), dockerfile_stages()[1][2])
+        # a server with compose's environment (a free port in place of 8080) answers the scrape
+        env = dict(service["environment"])
+        free = free_port()
+        env["MOCKUPSTREAM_LISTEN"] = f"127.0.0.1:{free}"
+        srv = self.server(env=env, listen=False, port=free)
+        self.assertTrue(wait_for_port("127.0.0.1", free), srv.output())
+        with urllib.request.urlopen(srv.url + job["metrics_path"], timeout=10 * SLOWDOWN) as r:
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.headers["Content-Type"].startswith("text/plain"), r.headers["Content-Type"])
+            self.assertIn("# TYPE ", r.read().decode())
 
     def test_kubernetes(self):
         _, _, k8s = self.load()
