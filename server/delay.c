@@ -11,6 +11,7 @@
 struct delay_fifo {
     uint64_t delay_ns;
     struct delay_entry *head, *tail;
+    struct delay_entry *last_pushed; /* where the next push most likely goes; NULL once it left */
     size_t heap_index;
     struct delay_fifo *hash_next;
 };
@@ -155,6 +156,33 @@ static void fifo_release_if_empty(struct delay_queue *queue, struct delay_fifo *
     fifo_destroy(queue, fifo);
 }
 
+/* Start times are arrival times, and a worker reads a batch of ready connections in some order of
+ * its event loop's (libev walks each batch backwards): entries come in runs, each run in or against
+ * due-time order. Searching from the previous push makes either kind of run O(1) per entry. */
+static void fifo_insert_sorted(struct delay_queue *queue, struct delay_fifo *fifo, struct delay_entry *entry)
+{
+    struct delay_entry *after = fifo->last_pushed != NULL ? fifo->last_pushed : fifo->tail;
+    if (after->due_ns <= entry->due_ns) {
+        while (after->next != NULL && after->next->due_ns <= entry->due_ns)
+            after = after->next;
+    } else {
+        while (after != NULL && after->due_ns > entry->due_ns)
+            after = after->prev;
+    }
+    entry->prev = after;
+    entry->next = after != NULL ? after->next : fifo->head;
+    if (entry->next != NULL)
+        entry->next->prev = entry;
+    else
+        fifo->tail = entry;
+    if (after != NULL) {
+        after->next = entry;
+    } else {
+        fifo->head = entry;
+        heap_sift_up(queue, fifo->heap_index); /* the FIFO's key just got earlier */
+    }
+}
+
 /* ---- the timerfd ---- */
 
 static void timer_arm(struct delay_queue *queue, uint64_t due_ns)
@@ -223,11 +251,23 @@ static void on_timer_readable(struct ev_loop *loop, ev_io *watcher, int revents)
         return;
     uint64_t now_ns = clock_monotonic_ns();
     if (queue->armed_due_ns != 0 && now_ns >= queue->armed_expiry_ns) {
-        wake_lead_update(queue, now_ns);
+        /* only a wake-up from sleep says how late the kernel delivers timers; when the expiry
+         * passed while the worker was busy, the gap is our own work and would inflate the lead */
+        if (queue->blocked_at_ns < queue->armed_expiry_ns)
+            wake_lead_update(queue, now_ns);
         spin_until_due(queue);
     }
-    /* re-arms for the next entry (the expiry just read counts as passed) or disarms */
     delay_queue_fire_due(queue);
+}
+
+/* The timerfd is armed here, once per loop iteration, rather than whenever the earliest entry
+ * changes: under load that changes with nearly every request, and arming an hrtimer costs ~8 us in a
+ * VM. Lowest priority: runs after the worker's own before-block work, which may queue requests. */
+static void on_before_block(struct ev_loop *loop, ev_prepare *watcher, int revents)
+{
+    struct delay_queue *queue = watcher->data;
+    queue->blocked_at_ns = clock_monotonic_ns();
+    timer_update(queue, queue->blocked_at_ns);
 }
 
 /* ---- public ---- */
@@ -247,12 +287,17 @@ int delay_queue_init(struct delay_queue *queue, struct ev_loop *loop)
     ev_io_init(&queue->timer_watcher, on_timer_readable, queue->timer_fd, EV_READ);
     queue->timer_watcher.data = queue;
     ev_io_start(loop, &queue->timer_watcher);
+    ev_prepare_init(&queue->before_block_watcher, on_before_block);
+    queue->before_block_watcher.data = queue;
+    ev_set_priority(&queue->before_block_watcher, EV_MINPRI);
+    ev_prepare_start(loop, &queue->before_block_watcher);
     return 0;
 }
 
 void delay_queue_dispose(struct delay_queue *queue)
 {
     ev_io_stop(queue->loop, &queue->timer_watcher);
+    ev_prepare_stop(queue->loop, &queue->before_block_watcher);
     close(queue->timer_fd);
     for (size_t i = 0; i < queue->fifo_bucket_count; i++) {
         for (struct delay_fifo *fifo = queue->fifo_buckets[i], *next; fifo != NULL; fifo = next) {
@@ -273,20 +318,15 @@ uint64_t delay_queue_next_due_ns(const struct delay_queue *queue)
     return queue->heap_len ? fifo_key(queue->heap[0]) : UINT64_MAX;
 }
 
-int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t now_ns)
+int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t start_ns)
 {
     struct delay_fifo *fifo = fifo_find_or_create(queue, delay_ns);
     if (fifo == NULL)
         return -1;
-    entry->due_ns = now_ns + delay_ns;
+    entry->due_ns = start_ns + delay_ns;
     entry->fifo = fifo;
-    entry->next = NULL;
-    entry->prev = fifo->tail;
-    /* the clock is monotonic, so appending keeps each FIFO sorted by due time */
-    if (fifo->tail != NULL) {
-        fifo->tail->next = entry;
-        fifo->tail = entry;
-    } else {
+    if (fifo->tail == NULL) {
+        entry->next = entry->prev = NULL;
         fifo->head = fifo->tail = entry;
         if (heap_insert(queue, fifo) != 0) {
             fifo->head = fifo->tail = NULL;
@@ -294,10 +334,11 @@ int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint6
             fifo_destroy(queue, fifo);
             return -1;
         }
+    } else {
+        fifo_insert_sorted(queue, fifo, entry);
     }
+    fifo->last_pushed = entry;
     queue->queued++;
-    if (entry->due_ns < queue->armed_due_ns || queue->armed_due_ns == 0)
-        timer_update(queue, now_ns);
     return 0;
 }
 
@@ -307,6 +348,8 @@ void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry)
     if (fifo == NULL)
         return;
     bool was_head = fifo->head == entry;
+    if (fifo->last_pushed == entry)
+        fifo->last_pushed = NULL;
     if (entry->prev != NULL)
         entry->prev->next = entry->next;
     else
@@ -327,22 +370,19 @@ void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry)
 
 void delay_queue_fire_due(struct delay_queue *queue)
 {
-    if (queue->heap_len == 0) {
-        if (queue->armed_due_ns != 0 && queue->armed_expiry_ns <= clock_monotonic_ns())
-            timer_update(queue, clock_monotonic_ns());
-        return;
-    }
     uint64_t now_ns = clock_monotonic_ns();
     while (queue->heap_len != 0) {
         struct delay_fifo *fifo = queue->heap[0];
         struct delay_entry *entry = fifo->head;
         if (entry->due_ns > now_ns) {
-            /* callbacks take time: look at the clock again before deciding to sleep */
+            /* callbacks take time: look at the clock again before deciding to stop */
             now_ns = clock_monotonic_ns();
             if (entry->due_ns > now_ns)
                 break;
         }
         fifo->head = entry->next;
+        if (fifo->last_pushed == entry)
+            fifo->last_pushed = NULL;
         if (fifo->head != NULL) {
             fifo->head->prev = NULL;
             heap_sift_down(queue, 0);
@@ -355,5 +395,4 @@ void delay_queue_fire_due(struct delay_queue *queue)
         queue->queued--;
         entry->on_due(entry, now_ns);
     }
-    timer_update(queue, now_ns);
 }

@@ -1,14 +1,17 @@
 /* delay: requests waiting for their due time, in one worker.
  *
  * Why not one ev_timer per request: libev's epoll backend rounds its waits up to whole milliseconds
- * (~0.5 ms late at p50). Instead every distinct delay value gets a FIFO (requests with the same
- * delay become due in arrival order, so each FIFO is sorted for free), the FIFOs sit in a min-heap
- * keyed by their head's due time, and one timerfd (CLOCK_MONOTONIC, absolute) watched by an ev_io
- * wakes the worker for the earliest head. Push and cancel are O(1) unless the FIFO's head changes.
+ * (~0.5 ms late at p50). Instead every distinct delay value gets a FIFO sorted by due time (requests
+ * with the same delay become due in arrival order, so a push appends, or walks a step or two when a
+ * batch was read out of arrival order), the FIFOs sit in a min-heap keyed by their head's due time,
+ * and one timerfd (CLOCK_MONOTONIC, absolute) watched by an ev_io wakes the worker for the earliest
+ * head. Push and cancel are O(1) unless a FIFO's head changes.
  *
- * Entries are also fired from delay_queue_fire_due(), which the worker calls every loop iteration,
- * so under load most requests leave on a wake-up the worker had anyway and the timerfd is re-armed
- * only when its expiry has passed or a new earliest entry arrives. Nothing is ever fired early.
+ * Entries are also fired from delay_queue_fire_due(), which the worker calls after every connection
+ * callback, so under load most requests leave on a wake-up the worker had anyway. The timerfd is
+ * armed only just before the loop blocks (an ev_prepare), and only when its expiry has passed or the
+ * earliest entry changed: at most once per loop iteration, not once per request. Nothing is ever
+ * fired early.
  *
  * Waking an idle CPU takes tens of microseconds in a VM (the host must inject the timer interrupt).
  * The queue measures that wake-up latency (exponential average) and arms the timerfd that much
@@ -45,10 +48,12 @@ struct delay_entry {
 struct delay_queue {
     struct ev_loop *loop;
     ev_io timer_watcher;
+    ev_prepare before_block_watcher; /* arms the timerfd */
     int timer_fd;
     uint64_t armed_due_ns;    /* the due time the timerfd is armed for; 0 if disarmed or already fired */
     uint64_t armed_expiry_ns; /* when it actually fires: armed_due_ns minus the wake lead */
     uint64_t wake_lead_ns;    /* average observed wake-up latency, capped */
+    uint64_t blocked_at_ns;   /* when the loop last went to wait for events */
     /* FIFOs by delay value (chained hash), and the non-empty ones as a min-heap by head due time */
     struct delay_fifo **fifo_buckets;
     size_t fifo_bucket_count, fifo_count;
@@ -64,8 +69,9 @@ int delay_queue_init(struct delay_queue *queue, struct ev_loop *loop);
 /* Stops the watcher, closes the timerfd and frees the FIFOs. Queued entries are dropped unfired. */
 void delay_queue_dispose(struct delay_queue *queue);
 
-/* Queues `entry` to fire at now_ns + delay_ns. Returns 0, or -1 if out of memory (entry not queued). */
-int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t now_ns);
+/* Queues `entry` to fire at start_ns + delay_ns (start_ns: when the request arrived, CLOCK_MONOTONIC,
+ * not in the future). Returns 0, or -1 if out of memory (entry not queued). */
+int delay_queue_push(struct delay_queue *queue, struct delay_entry *entry, uint64_t delay_ns, uint64_t start_ns);
 
 /* Removes a queued entry without firing it. Harmless if the entry is not queued. */
 void delay_queue_cancel(struct delay_queue *queue, struct delay_entry *entry);
@@ -75,7 +81,7 @@ static inline bool delay_entry_is_queued(const struct delay_entry *entry)
     return entry->fifo != NULL;
 }
 
-/* Fires every entry due by now, then makes sure the timerfd is armed for the next one. */
+/* Fires every entry due by now. (The timerfd is armed for the next one just before the loop blocks.) */
 void delay_queue_fire_due(struct delay_queue *queue);
 
 /* Due time of the earliest queued entry, or UINT64_MAX if none. */

@@ -133,7 +133,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     held->frontend = frontend;
     held->response = response; /* owns any rendered storage from here on */
     held->entry.on_due = on_held_due;
-    if (worker_hold(worker, &held->entry, response.delay_ns) != 0) {
+    /* h2o has read the request by now; when its bytes arrived is not known here */
+    if (worker_hold(worker, &held->entry, response.delay_ns, clock_monotonic_ns()) != 0) {
         struct handler_response unavailable = {.status = 503, .reason = handler_reason_phrase(503), .content_type = "text/plain",
                                                .body = "out of memory holding the request\n"};
         unavailable.body_len = strlen(unavailable.body);

@@ -15,6 +15,8 @@
 #include "picohttpparser.h"
 #include "worker.h"
 
+/* A receive timestamp older than this is taken as this old (see read_stamped). */
+#define ARRIVAL_MAX_AGE_NS (100 * NS_PER_MS)
 /* Room for the largest head plus a generous read. */
 #define SCRATCH_BYTES (2 * HTTP1_MAX_HEAD_BYTES)
 /* Bodies up to this size are stored right after the preformatted head: one write() per response. */
@@ -403,7 +405,12 @@ static bool dispatch(struct http1_conn *conn, const char *method, size_t method_
     if (benchmark && res.delay_ns != 0) {
         conn->state = CONN_HELD;
         conn->held.on_due = on_held_due;
-        if (worker_hold(worker, &conn->held, res.delay_ns) == 0) {
+        /* never due before delay after the previous response's due time: pipelined or early
+         * requests are answered one after the other, as before */
+        uint64_t arrival_ns = conn->server->input_arrival_ns;
+        if (arrival_ns < conn->held.due_ns)
+            arrival_ns = conn->held.due_ns;
+        if (worker_hold(worker, &conn->held, res.delay_ns, arrival_ns) == 0) {
             handler_response_release(&res);
             return true;
         }
@@ -576,6 +583,7 @@ static bool process_and_save(struct http1_conn *conn, char *buf, size_t len)
 static bool process_saved_input(struct http1_conn *conn)
 {
     char *scratch = conn->server->scratch;
+    conn->server->input_arrival_ns = clock_monotonic_ns(); /* waited behind a response: starts now */
     size_t len = conn->saved_len;
     memcpy(scratch, conn->saved, len);
     free(conn->saved);
@@ -610,6 +618,40 @@ static bool hand_over_unread_if_http2(struct http1_conn *conn)
     return true;
 }
 
+/* read(), plus when the last byte read reached the host: the kernel's receive timestamp
+ * (SO_TIMESTAMPNS, set on the listener and inherited), turned into CLOCK_MONOTONIC. Under load a
+ * request can sit in its socket for milliseconds while the worker serves a batch of others; the delay
+ * runs from its arrival, so that wait is not added to what the client sees. The stamp is wall-clock:
+ * its age is capped so that a clock step can move a due time earlier by at most ARRIVAL_MAX_AGE_NS.
+ * Without a stamp (not enabled, or no data), the arrival is now. */
+static ssize_t read_stamped(int fd, char *buf, size_t size, uint64_t *arrival_ns)
+{
+    struct iovec iov = {buf, size};
+    union {
+        char bytes[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof(control.bytes)};
+    ssize_t n = recvmsg(fd, &msg, 0);
+    *arrival_ns = clock_monotonic_ns();
+    if (n <= 0)
+        return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+        /* wall clock read before the monotonic one: the age can only come out short, never early */
+        uint64_t stamp_ns = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec, real_ns = clock_realtime_ns();
+        uint64_t now_ns = clock_monotonic_ns();
+        if (stamp_ns < real_ns) {
+            uint64_t age_ns = real_ns - stamp_ns;
+            *arrival_ns = now_ns - (age_ns < ARRIVAL_MAX_AGE_NS ? age_ns : ARRIVAL_MAX_AGE_NS);
+        }
+    }
+    return n;
+}
+
 static void on_readable(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
@@ -621,7 +663,7 @@ static void on_readable(struct http1_conn *conn)
         conn_close(conn);
         return;
     }
-    ssize_t n = read(conn->watcher.fd, server->scratch + have, server->scratch_size - have);
+    ssize_t n = read_stamped(conn->watcher.fd, server->scratch + have, server->scratch_size - have, &server->input_arrival_ns);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {

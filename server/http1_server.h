@@ -45,6 +45,7 @@ struct http1_server {
     int response_body_inline;     /* body copied after the head (small bodies): one write() */
     time_t response_date;
     struct strbuf error_head;     /* scratch for non-benchmark response heads */
+    uint64_t input_arrival_ns;    /* when the input being processed arrived (see read_stamped) */
 };
 
 /* Sets up the server for `worker` (its loop, config and stats). Returns 0 or -1 (out of memory). */

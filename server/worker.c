@@ -26,9 +26,9 @@
 
 /* ---- held requests (shared by every protocol path) ---- */
 
-int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns)
+int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns, uint64_t arrival_ns)
 {
-    if (delay_queue_push(&worker->delays, entry, delay_ns, clock_monotonic_ns()) != 0)
+    if (delay_queue_push(&worker->delays, entry, delay_ns, arrival_ns) != 0)
         return -1;
     stats_held_inc(worker->slot);
     return 0;

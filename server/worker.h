@@ -68,8 +68,10 @@ struct worker {
 /* Runs a worker process until it exits; never returns. */
 void worker_main(const struct worker_setup *setup) __attribute__((noreturn));
 
-/* Queues a benchmark response for `delay_ns`. Returns 0, or -1 (out of memory: answer 503 now). */
-int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns);
+/* Queues a benchmark response for `delay_ns` after `arrival_ns`, when the request's last byte
+ * reached the host (CLOCK_MONOTONIC; the kernel's receive time where the path knows it, else when it
+ * was read). Returns 0, or -1 (out of memory: answer 503 now). */
+int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns, uint64_t arrival_ns);
 
 /* Call from the entry's on_due callback: counts it released and records its lateness. */
 void worker_hold_released(struct worker *worker, const struct delay_entry *entry, uint64_t now_ns);

@@ -107,6 +107,48 @@ static void test_many_entries_many_delays(void)
     ev_loop_destroy(loop);
 }
 
+/* Arrival stamps come from the kernel, so pushes are not in start-time order: a batch read backwards,
+ * then a shuffled one, all with the same delay. Every entry fires once, in due order, never early. */
+static void test_pushes_out_of_arrival_order(void)
+{
+    enum { N = 60 };
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    struct delay_queue q;
+    CHECK(delay_queue_init(&q, loop) == 0);
+    static struct probe p[N + 1];
+    memset(p, 0, sizeof(p));
+    uint64_t base_ns = clock_monotonic_ns();
+    fire_order_len = 0;
+    /* another FIFO whose head (due base + 2.025 ms) the 2 ms FIFO's head overtakes as it moves earlier */
+    p[N].id = N;
+    p[N].entry.on_due = on_due;
+    CHECK(delay_queue_push(&q, &p[N].entry, 1995 * NS_PER_US, base_ns + 30 * NS_PER_US) == 0);
+    /* ids 0..29 arrive 1 us apart and are pushed last-first; ids 30..59 arrive later, pushed shuffled */
+    for (int i = 29; i >= 0; i--) {
+        p[i].id = i;
+        p[i].entry.on_due = on_due;
+        CHECK(delay_queue_push(&q, &p[i].entry, 2 * NS_PER_MS, base_ns + (uint64_t)i * NS_PER_US) == 0);
+    }
+    for (int k = 0; k < 30; k++) {
+        int i = 30 + (k * 7) % 30; /* 7 is coprime with 30: a permutation */
+        p[i].id = i;
+        p[i].entry.on_due = on_due;
+        CHECK(delay_queue_push(&q, &p[i].entry, 2 * NS_PER_MS, base_ns + (uint64_t)i * NS_PER_US) == 0);
+    }
+    CHECK(q.fifo_count == 2 && q.queued == N + 1);
+    run_until_empty(loop, &q, NS_PER_SEC);
+    CHECK(q.queued == 0 && fire_order_len == N + 1);
+    int out_of_order = 0, early = 0;
+    for (int i = 0; i <= N; i++) {
+        out_of_order += i > 0 && p[fire_order[i]].entry.due_ns < p[fire_order[i - 1]].entry.due_ns;
+        early += p[i].fired_count != 1 || p[i].fired_ns < p[i].entry.due_ns;
+    }
+    CHECK(fire_order[0] == 0 && fire_order[N] == 59 && fire_order[26] == N); /* due 2.000, 2.059, 2.025 ms */
+    CHECK(out_of_order == 0 && early == 0);
+    delay_queue_dispose(&q);
+    ev_loop_destroy(loop);
+}
+
 static void test_fire_due_without_the_loop(void)
 {
     struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
@@ -155,6 +197,7 @@ int main(void)
     RUN(test_never_early_and_in_due_order);
     RUN(test_cancel_every_position);
     RUN(test_many_entries_many_delays);
+    RUN(test_pushes_out_of_arrival_order);
     RUN(test_fire_due_without_the_loop);
     RUN(test_closely_spaced_entries_with_a_large_wake_lead);
     return unit_finish();
