@@ -186,6 +186,21 @@ class DelayTest(ServerTestCase):
                 self.assertGreaterEqual(done - sent, seconds, flag)
             srv.stop()
 
+    def test_pipelined_delays_run_one_after_the_other(self):
+        # A delay runs from the request's arrival, but a pipelined request cannot be answered before
+        # the one ahead of it: each waits its full delay after the previous response is due.
+        srv = self.server("--delay", "0")
+        with c.Conn.to(srv) as conn:
+            t0 = time.monotonic()
+            conn.send(b"".join(c.raw_request("GET", "/wait/30") for _ in range(3)))
+            times = []
+            for _ in range(3):
+                self.assertEqual(conn.read_response().status, 200)
+                times.append(time.monotonic() - t0)
+            for i, t in enumerate(times):
+                self.assertGreaterEqual(t, 0.030 * (i + 1), times)
+            self.assertLess(times[2], 0.090 + 0.150 * SLOWDOWN, times)
+
     def test_bad_wait_values_get_400_and_keep_the_connection(self):
         # Chosen contract: /wait/<ms> takes a whole number of milliseconds 0..--max-delay; anything
         # else is the client's mistake (400) but the connection stays usable.
