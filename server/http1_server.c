@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "arrival.h"
 #include "clock.h"
 #include "h2o_frontend.h"
 #include "handler.h"
@@ -15,8 +16,6 @@
 #include "picohttpparser.h"
 #include "worker.h"
 
-/* A receive timestamp older than this is taken as this old (see read_stamped). */
-#define ARRIVAL_MAX_AGE_NS (100 * NS_PER_MS)
 /* Room for the largest head plus a generous read. */
 #define SCRATCH_BYTES (2 * HTTP1_MAX_HEAD_BYTES)
 /* Bodies up to this size are stored right after the preformatted head: one write() per response. */
@@ -618,13 +617,12 @@ static bool hand_over_unread_if_http2(struct http1_conn *conn)
     return true;
 }
 
-/* read(), plus when the last byte read reached the host: the kernel's receive timestamp
- * (SO_TIMESTAMPNS, set on the listener and inherited), turned into CLOCK_MONOTONIC. Under load a
- * request can sit in its socket for milliseconds while the worker serves a batch of others; the delay
- * runs from its arrival, so that wait is not added to what the client sees. The stamp is wall-clock:
- * its age is capped so that a clock step can move a due time earlier by at most ARRIVAL_MAX_AGE_NS.
- * Without a stamp (not enabled, or no data), the arrival is now. */
-static ssize_t read_stamped(int fd, char *buf, size_t size, uint64_t *arrival_ns)
+/* read(), plus when the last byte read reached the host (server->input_arrival_ns): the kernel's
+ * receive timestamp (SO_TIMESTAMPNS, set on the listener and inherited; see arrival.h). Under load
+ * a request can sit in its socket for milliseconds while the worker serves a batch of others; the
+ * delay runs from its arrival, so that wait is not added to what the client sees (it shows as
+ * lateness instead). Without a stamp the arrival is now. */
+static ssize_t read_stamped(struct http1_server *server, int fd, char *buf, size_t size)
 {
     struct iovec iov = {buf, size};
     union {
@@ -633,22 +631,18 @@ static ssize_t read_stamped(int fd, char *buf, size_t size, uint64_t *arrival_ns
     } control;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof(control.bytes)};
     ssize_t n = recvmsg(fd, &msg, 0);
-    *arrival_ns = clock_monotonic_ns();
     if (n <= 0)
         return n;
+    uint64_t stamp_ns = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
-            continue;
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-        /* wall clock read before the monotonic one: the age can only come out short, never early */
-        uint64_t stamp_ns = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec, real_ns = clock_realtime_ns();
-        uint64_t now_ns = clock_monotonic_ns();
-        if (stamp_ns < real_ns) {
-            uint64_t age_ns = real_ns - stamp_ns;
-            *arrival_ns = now_ns - (age_ns < ARRIVAL_MAX_AGE_NS ? age_ns : ARRIVAL_MAX_AGE_NS);
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+            stamp_ns = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
         }
     }
+    uint64_t wall_now_ns = clock_realtime_ns(); /* first: an age measured this way can only come out short */
+    server->input_arrival_ns = arrival_from_wall_stamp(&server->arrival_clock, stamp_ns, wall_now_ns, clock_monotonic_ns());
     return n;
 }
 
@@ -663,7 +657,7 @@ static void on_readable(struct http1_conn *conn)
         conn_close(conn);
         return;
     }
-    ssize_t n = read_stamped(conn->watcher.fd, server->scratch + have, server->scratch_size - have, &server->input_arrival_ns);
+    ssize_t n = read_stamped(server, conn->watcher.fd, server->scratch + have, server->scratch_size - have);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {

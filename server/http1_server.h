@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "arrival.h"
 #include "stats.h"
 #include "strbuf.h"
 
@@ -46,6 +47,7 @@ struct http1_server {
     time_t response_date;
     struct strbuf error_head;     /* scratch for non-benchmark response heads */
     uint64_t input_arrival_ns;    /* when the input being processed arrived (see read_stamped) */
+    struct arrival_clock arrival_clock;
 };
 
 /* Sets up the server for `worker` (its loop, config and stats). Returns 0 or -1 (out of memory). */
