@@ -14,10 +14,11 @@
  * fired early.
  *
  * Waking an idle CPU takes tens of microseconds in a VM (the host must inject the timer interrupt).
- * The queue measures that wake-up latency (exponential average) and arms the timerfd that much
- * ahead of the due time, capped at DELAY_MAX_WAKE_LEAD_NS; when it wakes early it spins on the
- * vDSO clock until the entry is due. The cost is at most the lead in CPU per timer wake-up, and
- * under load most entries leave on wake-ups the worker had anyway.
+ * The queue measures that wake-up latency (exponential average, from real sleeps only) and arms the
+ * timerfd that much ahead of the due time, capped at DELAY_MAX_WAKE_LEAD_NS; when it wakes early it
+ * spins on the vDSO clock until the entry is due. It does so only while the worker is mostly idle
+ * (DELAY_SPIN_MAX_BUSY_PCT): under load most entries leave between connection callbacks anyway, and
+ * the spins would take CPU the worker needs for requests.
  *
  * The caller embeds a struct delay_entry in its own request object; the queue never allocates per
  * request (only per distinct delay value). */
@@ -44,16 +45,23 @@ struct delay_entry {
 
 /* Upper bound of the early wake-up: spinning longer than this per wake-up costs too much CPU. */
 #define DELAY_MAX_WAKE_LEAD_NS 200000ull
+/* Early wake-ups (and their spins) only while the worker was busy less than this share of the last
+ * window; above it, timer wake-ups come the kernel's wake-up latency late instead. */
+#define DELAY_SPIN_MAX_BUSY_PCT 50
+#define DELAY_BUSY_WINDOW_NS 100000000ull
 
 struct delay_queue {
     struct ev_loop *loop;
     ev_io timer_watcher;
     ev_prepare before_block_watcher; /* arms the timerfd */
+    ev_check after_block_watcher;    /* measures how busy the worker is */
     int timer_fd;
     uint64_t armed_due_ns;    /* the due time the timerfd is armed for; 0 if disarmed or already fired */
     uint64_t armed_expiry_ns; /* when it actually fires: armed_due_ns minus the wake lead */
     uint64_t wake_lead_ns;    /* average observed wake-up latency, capped */
     uint64_t blocked_at_ns;   /* when the loop last went to wait for events */
+    uint64_t window_start_ns, window_blocked_ns; /* loop time blocked in the current busy window */
+    bool use_wake_lead;       /* the worker was mostly idle in the last window: wake early and spin */
     /* FIFOs by delay value (chained hash), and the non-empty ones as a min-heap by head due time */
     struct delay_fifo **fifo_buckets;
     size_t fifo_bucket_count, fifo_count;
