@@ -1,6 +1,7 @@
 """Hostile and broken clients: malformed HTTP/1 and HTTP/2, slow clients, clients that leave,
 file-descriptor exhaustion, crashes and extremes. Every case checks that a normal client keeps being
 served and (in the ASan pass) that no sanitizer report appears. BAD_INPUTS counts what is tried."""
+import asyncio
 import os
 import resource
 import signal
@@ -305,6 +306,59 @@ class ExtremesTest(ServerTestCase):
             self.assertIn("2000 succeeded, 0 failed, 0 errored", r.stdout)
         self.assertNotIn("Assertion", srv.output())
         self.assertEqual(hc.stats(srv)["workers"][0]["restarts"], 0)
+
+    def test_upgrades_to_h2c_after_http1_requests_on_many_connections(self):
+        # An Upgrade: h2c after HTTP/1.1 requests on the connection is the one hand-over to h2o that
+        # passes bytes already read; the same kind of hand-over (for prior knowledge) crashed h2o
+        # 2.2.5 above ~700 connections. 1,000 connections at once in one worker: a request, an
+        # upgrade, then 5 more HTTP/2 requests each, all held concurrently.
+        srv = self.server("--delay", "5ms", workers=1)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        port = int(srv.url.rsplit(":", 1)[1])
+
+        async def client():
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                w.write(hc.get("/first"))
+                head = await r.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await r.readexactly(length)
+                w.write(b"GET /upgraded HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                        b"Upgrade: h2c\r\nHTTP2-Settings: \r\n\r\n" + H2_PREFACE + h2_frame(4, 0, 0))
+                head = await r.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 101"):
+                    return f"no 101: {head[:30]!r}"
+                for stream in range(1, 13, 2):  # 1 is the upgraded request
+                    if stream > 1:
+                        w.write(h2_headers(stream))
+                    while True:
+                        frame = await r.readexactly(9)
+                        length, kind, flags = int.from_bytes(frame[:3], "big"), frame[3], frame[4]
+                        payload = await r.readexactly(length)
+                        if kind in (3, 7):
+                            return f"frame type {kind}: {payload!r}"
+                        if kind == 4 and not flags & 1:
+                            w.write(h2_frame(4, 1, 0))
+                        if kind == 0 and flags & 1 and int.from_bytes(frame[5:9], "big") == stream:
+                            break
+                return "ok"
+            finally:
+                w.close()
+
+        async def all_clients():
+            return await asyncio.wait_for(asyncio.gather(*(client() for _ in range(1000)), return_exceptions=True),
+                                          60 * SLOWDOWN)
+
+        results = asyncio.run(all_clients())
+        failures = [repr(r) for r in results if r != "ok"]
+        self.assertEqual(failures[:5], [], f"{len(failures)} of 1000 failed")
+        self.assertNotIn("Assertion", srv.output())
+        doc = hc.stats(srv)
+        self.assertEqual(doc["workers"][0]["restarts"], 0)
+        self.assertEqual(doc["requests"]["by_protocol"]["http2"], 6000)
+        self.assertEqual(doc["requests"]["by_protocol"]["http1"], 1000)
 
     def test_ten_thousand_held_requests_with_different_delays(self):
         srv = self.server("--delay", "0", workers=1)
