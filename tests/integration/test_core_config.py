@@ -69,7 +69,7 @@ class BadInputTest(ServerTestCase):
             (["--listen", "127.0.0.1:70000"], ["70000"]),
             (["--listen", "nonsense"], ["nonsense"]),
             (["--listen", "127.0.0.1:"], ["127.0.0.1:"]),
-            (["--workers", "0"], ["--workers", "0"]),
+            (["--workers", "0"], ["--workers", "'0'"]),
             (["--workers", "-1"], ["-1"]),
             (["--workers", "two"], ["two"]),
             (["--body-size", "-3"], ["-3"]),
@@ -95,6 +95,7 @@ class BadInputTest(ServerTestCase):
             ({"MOCKUPSTREAM_DELAY": "10xs"}, ["MOCKUPSTREAM_DELAY", "10xs"]),
             ({"MOCKUPSTREAM_DELAY": "-5ms"}, ["MOCKUPSTREAM_DELAY", "-5ms"]),
             ({"MOCKUPSTREAM_WORKERS": "0"}, ["MOCKUPSTREAM_WORKERS"]),
+            ({"MOCKUPSTREAM_WORKERS": "many"}, ["MOCKUPSTREAM_WORKERS"]),
             ({"MOCKUPSTREAM_LISTEN": "nonsense"}, ["MOCKUPSTREAM_LISTEN", "nonsense"]),
             ({"MOCKUPSTREAM_BODY_FILE": "/nonexistent/body"}, ["/nonexistent/body"]),
         ]
@@ -146,6 +147,8 @@ class HelpVersionTest(ServerTestCase):
         self.assertRegex(p.stdout, r"^mockupstream \d+\.\d+\.\d+")
         self.assertRegex(p.stdout, r"h2o 2\.\d+\.\d+")
         self.assertRegex(p.stdout, r"libev 4\.\d+")
+        # the lines in order, h2o exactly the bundled 2.2.5, and the allocator line
+        self.assertRegex(p.stdout, r"mockupstream \d+\.\d+\.\d+\nh2o 2\.2\.5\nlibev 4\.\d+\nallocator (jemalloc 5|system malloc)")
         if SANITIZED:  # the ASan build uses the system allocator (ASan replaces malloc)
             self.assertIn("system malloc", p.stdout)
             self.assertNotIn("jemalloc", p.stdout)
@@ -167,6 +170,8 @@ class AddressInUseTest(ServerTestCase):
             p = run([BIN, "--listen", f"127.0.0.1:{first.port}", "--workers", workers], env=clean_env(), timeout_s=5)
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertLess(time.monotonic() - t0, 3 * SLOWDOWN)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)  # one line, checked before forking
+            self.assertIn("Address already in use", p.stderr)
             lines = [l for l in p.stderr.splitlines() if "in use" in l.lower()]
             self.assertTrue(lines, p.stderr)
             self.assertIn(str(first.port), lines[0])

@@ -1,6 +1,6 @@
 """The process model: a master with N workers that all serve, a killed worker replaced on the same
-port, and shutdown: SIGTERM drains held requests (Connection: close, exit 0), --drain-timeout is
-reported in the exit status and the log, a second signal exits at once."""
+port, workers that die with a killed master, and shutdown: SIGTERM drains held requests (Connection:
+close, exit 0), --drain-timeout is reported in the exit status and the log, a second signal exits at once."""
 import os
 import signal
 import socket
@@ -61,6 +61,7 @@ class WorkersTest(ServerTestCase):
         self.assertEqual(by_index[survivor]["pid"], before[survivor]["pid"])
         self.assertGreater(by_index[victim["index"]]["requests"], 0, after)  # the new worker accepts
         self.assertIsNone(srv.proc.poll())
+        self.assertIn("killed by signal 9", srv.output())  # the master logs why the worker ended
 
     def test_killing_a_worker_twice_counts_two_restarts(self):
         srv = self.server("--delay", "0", workers=1)
@@ -70,6 +71,27 @@ class WorkersTest(ServerTestCase):
             self.assertTrue(c.wait_until(lambda: c.children(srv.proc.pid) not in ([], [pid]), timeout_s=2.0))
             self.assertTrue(c.wait_until(lambda: accepts_service(srv), timeout_s=3.0))
             self.assertEqual(c.stats(srv)["workers"][0]["restarts"], expected)
+
+    def test_master_death_takes_the_workers_with_it(self):
+        srv = self.server("--delay", "0", workers=2)
+        self.assertTrue(c.wait_until(lambda: len(c.children(srv.proc.pid)) == 2), c.children(srv.proc.pid))
+        workers = c.children(srv.proc.pid)
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+
+        def all_gone():
+            for pid in workers:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().split()[2] != "Z":
+                            return False
+                except FileNotFoundError:
+                    pass
+            return True
+
+        self.assertTrue(c.wait_until(all_gone, timeout_s=2.0))
+        again = self.server("--delay", "0", port=srv.port)  # the port is free again
+        self.assertEqual(c.one(again).status, 200)
 
 
 class DrainTest(ServerTestCase):
@@ -84,6 +106,10 @@ class DrainTest(ServerTestCase):
         time.sleep(0.1)
         # after TERM: no service for newcomers (refused, reset or silently dropped)
         self.assertFalse(accepts_service(srv))
+        # nor is a new connection accepted and then closed: refused, reset or left without an answer
+        with self.assertRaises(OSError):
+            with socket.create_connection((srv.host, srv.port), timeout=1) as s:
+                s.recv(1)
         results = held.join(timeout_s=10)
         code = srv.wait_exit(10)
         self.assertEqual(code, 0, srv.output())
@@ -130,6 +156,16 @@ class DrainTest(ServerTestCase):
         # the clients are let go (closed), not left waiting for 3 s
         for r in held.join(timeout_s=5):
             self.assertNotIsInstance(r, c.Response, "answered early")
+
+    def test_drain_timeout_log_names_the_unanswered_count(self):
+        # One worker, so one log line counts every held request (each worker logs its own count).
+        srv = self.server("--drain-timeout", "200ms")
+        held = c.HeldRequests(srv, "/wait/3000", 3)
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 3))
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(srv.wait_exit(5), 3, srv.output())
+        self.assertIn("drain timeout: 3 held requests unanswered", srv.output())
+        held.join(timeout_s=5)
 
     def test_second_sigterm_exits_at_once(self):
         srv = self.server("--drain-timeout", "30s", workers=2)

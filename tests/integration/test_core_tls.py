@@ -42,6 +42,8 @@ class TlsTest(ServerTestCase):
         self.assertEqual(r.stdout, "200", r.stderr)
         by_protocol = c.stats(srv)["requests"]["by_protocol"]
         self.assertEqual((by_protocol["http2_tls"], by_protocol["http1_tls"]), (2, 1))  # curl prefers h2 over https
+        # each connection counted once: the readiness probe of tls_server and the three curls
+        self.assertEqual(c.stats(srv)["connections"]["by_listener"]["tls"]["accepted"], 1 + 3)
 
     def test_alpn_with_python_ssl(self):
         # Independent of curl: offer each protocol alone and see what the server selects.
