@@ -8,12 +8,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "arrival.h"
 #include "clock.h"
 #include "h2o_frontend.h"
 #include "handler.h"
 #include "http1_parse.h"
 #include "picohttpparser.h"
+#include "tls_hello.h"
+#include "tls_io.h"
 #include "worker.h"
 
 /* Room for the largest head plus a generous read. */
@@ -25,6 +29,8 @@
 #define SAVED_INPUT_MAX_BYTES HTTP1_MAX_HEAD_BYTES
 
 enum conn_state {
+    CONN_TLS_HELLO,     /* TLS: waiting for the whole ClientHello, to choose this loop or h2o */
+    CONN_TLS_HANDSHAKE, /* TLS: handshake under way */
     CONN_READING, /* waiting for or reading a request */
     CONN_HELD,    /* request complete, response waiting for its delay */
     CONN_WRITING, /* response partly written, waiting for the socket */
@@ -71,6 +77,41 @@ struct http1_conn {
 enum timeout_list_id { TIMEOUT_NONE, TIMEOUT_IDLE, TIMEOUT_REQUEST };
 
 _Static_assert(sizeof(struct http1_conn) <= 192, "an idle connection should fit jemalloc's 192-byte class");
+
+/* A connection of the TLS listener: the cleartext connection plus its OpenSSL state. Only TLS
+ * connections pay for it, so an idle cleartext connection stays at 192 bytes. */
+struct http1_tls_conn {
+    struct http1_conn base;
+    SSL *ssl;                    /* NULL until the ClientHello chose this loop */
+    struct tls_io_socket socket; /* what ssl's BIO reads from */
+};
+
+static SSL *conn_ssl(struct http1_conn *conn)
+{
+    return conn->kind == STATS_LISTENER_TLS ? ((struct http1_tls_conn *)conn)->ssl : NULL;
+}
+
+/* ---- byte stream: plain socket or TLS, in plain-socket terms ---- */
+
+/* Like recv(); records the arrival of what was read in server->input_arrival_ns. */
+static ssize_t conn_recv(struct http1_conn *conn, char *buf, size_t size)
+{
+    struct http1_server *server = conn->server;
+    SSL *ssl = conn_ssl(conn);
+    ssize_t n = ssl != NULL ? tls_io_read(ssl, buf, size) : arrival_recv(&server->arrivals, conn->watcher.fd, buf, size);
+    if (n > 0)
+        server->input_arrival_ns = server->arrivals.last_arrival_ns;
+    return n;
+}
+
+/* Like writev() on up to two buffers. */
+static ssize_t conn_writev(struct http1_conn *conn, const struct iovec *iov, int iov_count)
+{
+    SSL *ssl = conn_ssl(conn);
+    if (ssl != NULL)
+        return tls_io_writev(ssl, iov, iov_count);
+    return iov_count == 1 ? write(conn->watcher.fd, iov[0].iov_base, iov[0].iov_len) : writev(conn->watcher.fd, iov, iov_count);
+}
 
 static struct http1_timeout_list *timeout_list_of(struct http1_conn *conn)
 {
@@ -151,9 +192,16 @@ static void conn_close(struct http1_conn *conn)
 {
     struct worker *worker = conn->server->worker;
     ev_io_stop(worker->loop, &conn->watcher);
-    if (delay_entry_is_queued(&conn->held))
-        worker_hold_cancel(worker, &conn->held);
+    if (delay_entry_is_queued(&conn->held)) {
+        if (conn->state == CONN_TLS_HELLO)
+            delay_queue_cancel(&worker->delays, &conn->held); /* a ClientHello retry, not a request */
+        else
+            worker_hold_cancel(worker, &conn->held);
+    }
     timeout_remove(conn);
+    SSL *ssl = conn_ssl(conn);
+    if (ssl != NULL)
+        tls_io_close(ssl);
     close(conn->watcher.fd);
     worker_connection_closed(worker, (enum stats_listener)conn->kind);
     conn_free_output(conn);
@@ -196,6 +244,12 @@ static bool response_done(struct http1_conn *conn)
     if (!conn->keep_alive || worker->draining) {
         /* Let the client see the end of the response before the close; unread input would turn the
          * close into a reset that can destroy the response in flight. */
+        SSL *ssl = conn_ssl(conn);
+        if (ssl != NULL) {
+            /* close_notify now, so the SSL_free in conn_close does not try again */
+            SSL_shutdown(ssl);
+            ERR_clear_error();
+        }
         shutdown(conn->watcher.fd, SHUT_WR);
         conn_close(conn);
         return false;
@@ -214,7 +268,7 @@ static bool conn_write(struct http1_conn *conn, const char *head, size_t head_le
                        bool body_is_immutable)
 {
     struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
-    ssize_t n = body_len ? writev(conn->watcher.fd, iov, 2) : write(conn->watcher.fd, head, head_len);
+    ssize_t n = conn_writev(conn, iov, body_len ? 2 : 1);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) {
             conn_close(conn);
@@ -263,7 +317,7 @@ static void flush_output(struct http1_conn *conn)
         return;
     struct iovec iov[2] = {{out->head, out->head_len}, {(void *)out->body, out->body_len}};
     int first = out->head_len ? 0 : 1;
-    ssize_t n = writev(conn->watcher.fd, iov + first, 2 - first);
+    ssize_t n = conn_writev(conn, iov + first, 2 - first);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             conn_close(conn);
@@ -326,7 +380,7 @@ static void count_request(struct http1_conn *conn, const struct handler_response
     if (res->is_control || conn->kind == STATS_LISTENER_STATS)
         stats_add(&slot->control_requests, 1);
     else
-        stats_request_done(slot, STATS_PROTOCOL_HTTP1, 0, res->status, conn->body_bytes, body_sent);
+        stats_request_done(slot, STATS_PROTOCOL_HTTP1, conn->kind == STATS_LISTENER_TLS, res->status, conn->body_bytes, body_sent);
 }
 
 static bool send_benchmark_response(struct http1_conn *conn)
@@ -486,7 +540,9 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         }
         if (off == len)
             return (ssize_t)off;
-        if (!conn->served_a_request && off == 0 && http1_looks_like_h2_preface(buf, len)) {
+        /* h2c exists only in cleartext: over TLS, HTTP/2 is chosen by ALPN before we get here */
+        bool cleartext = conn->kind != STATS_LISTENER_TLS;
+        if (cleartext && !conn->served_a_request && off == 0 && http1_looks_like_h2_preface(buf, len)) {
             if (len < strlen(HTTP1_H2_PREFACE))
                 return 0; /* wait for the whole preface */
             conn_hand_to_h2o(conn, buf, len);
@@ -506,7 +562,7 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
             send_refusal(conn, error_status);
             return -1;
         }
-        if (req.upgrade_h2c) {
+        if (req.upgrade_h2c && cleartext) {
             conn_hand_to_h2o(conn, buf + off, len - off);
             return -1;
         }
@@ -524,7 +580,8 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         }
         if (req.expect_continue) {
             static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            if (write(conn->watcher.fd, continue_line, sizeof(continue_line) - 1) != (ssize_t)(sizeof(continue_line) - 1)) {
+            struct iovec iov = {(void *)continue_line, sizeof(continue_line) - 1};
+            if (conn_writev(conn, &iov, 1) != (ssize_t)(sizeof(continue_line) - 1)) {
                 conn_close(conn);
                 return -1;
             }
@@ -617,39 +674,10 @@ static bool hand_over_unread_if_http2(struct http1_conn *conn)
     return true;
 }
 
-/* read(), plus when the last byte read reached the host (server->input_arrival_ns): the kernel's
- * receive timestamp (SO_TIMESTAMPNS, set on the listener and inherited; see arrival.h). Under load
- * a request can sit in its socket for milliseconds while the worker serves a batch of others; the
- * delay runs from its arrival, so that wait is not added to what the client sees (it shows as
- * lateness instead). Without a stamp the arrival is now. */
-static ssize_t read_stamped(struct http1_server *server, int fd, char *buf, size_t size)
-{
-    struct iovec iov = {buf, size};
-    union {
-        char bytes[CMSG_SPACE(sizeof(struct timespec))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof(control.bytes)};
-    ssize_t n = recvmsg(fd, &msg, 0);
-    if (n <= 0)
-        return n;
-    uint64_t stamp_ns = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-            struct timespec ts;
-            memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-            stamp_ns = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-        }
-    }
-    uint64_t wall_now_ns = clock_realtime_ns(); /* first: an age measured this way can only come out short */
-    server->input_arrival_ns = arrival_from_wall_stamp(&server->arrival_clock, stamp_ns, wall_now_ns, clock_monotonic_ns());
-    return n;
-}
-
 static void on_readable(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
-    if (!conn->first_read_peeked && hand_over_unread_if_http2(conn))
+    if (!conn->first_read_peeked && conn->kind != STATS_LISTENER_TLS && hand_over_unread_if_http2(conn))
         return;
     size_t have = conn->saved_len;
     if (have + HTTP1_MAX_HEAD_BYTES > server->scratch_size) {
@@ -657,7 +685,7 @@ static void on_readable(struct http1_conn *conn)
         conn_close(conn);
         return;
     }
-    ssize_t n = read_stamped(server, conn->watcher.fd, server->scratch + have, server->scratch_size - have);
+    ssize_t n = conn_recv(conn, server->scratch + have, server->scratch_size - have);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -674,11 +702,94 @@ static void on_readable(struct http1_conn *conn)
     process_and_save(conn, server->scratch, have + (size_t)n);
 }
 
+/* ---- TLS set-up: choose the path from the ClientHello, then the handshake ---- */
+
+/* How soon to look again at a ClientHello that has arrived only in part (rare: one larger than a
+ * TCP segment, sent in pieces). Polling keeps the bytes unread, so h2o can still be handed the
+ * connection whole; the request timeout, running since accept, bounds how long this may go on. */
+#define TLS_HELLO_RETRY_NS (1 * NS_PER_MS)
+
+static void tls_handshake_step(struct http1_conn *conn);
+
+static void on_tls_hello_retry(struct delay_entry *entry, uint64_t now_ns)
+{
+    struct http1_conn *conn = (struct http1_conn *)((char *)entry - offsetof(struct http1_conn, held));
+    conn_set_events(conn, EV_READ);
+}
+
+/* Peeks at the ClientHello: a client offering h2 goes to h2o unread, any other is served here. */
+static void tls_hello_route(struct http1_conn *conn)
+{
+    struct http1_server *server = conn->server;
+    struct worker *worker = server->worker;
+    ssize_t n = recv(conn->watcher.fd, server->scratch, server->scratch_size, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_close(conn);
+        return;
+    }
+    bool offers_h2 = false;
+    switch (tls_hello_offers_h2((const unsigned char *)server->scratch, (size_t)n, &offers_h2)) {
+    case TLS_HELLO_INCOMPLETE:
+        /* level-triggered readiness would spin on the bytes we leave unread: look again shortly */
+        conn_set_events(conn, 0);
+        conn->held.on_due = on_tls_hello_retry;
+        if (delay_queue_push(&worker->delays, &conn->held, TLS_HELLO_RETRY_NS, clock_monotonic_ns()) != 0)
+            conn_close(conn);
+        return;
+    case TLS_HELLO_PARSED:
+        if (offers_h2) {
+            ev_io_stop(worker->loop, &conn->watcher);
+            timeout_remove(conn);
+            h2o_frontend_accept(worker->h2o, conn->watcher.fd, STATS_LISTENER_TLS);
+            free(conn);
+            return;
+        }
+        break;
+    case TLS_HELLO_UNPARSABLE:
+        break; /* OpenSSL answers it with the right alert */
+    }
+    struct http1_tls_conn *tls = (struct http1_tls_conn *)conn;
+    tls->ssl = tls_io_new(server->ssl_ctx, &tls->socket);
+    if (tls->ssl == NULL) {
+        conn_close(conn);
+        return;
+    }
+    conn->state = CONN_TLS_HANDSHAKE;
+    tls_handshake_step(conn);
+}
+
+static void tls_handshake_step(struct http1_conn *conn)
+{
+    switch (tls_io_handshake(conn_ssl(conn))) {
+    case TLS_IO_DONE:
+        /* from here on the connection is an HTTP/1.1 connection like any other */
+        conn->state = CONN_READING;
+        conn_set_events(conn, EV_READ);
+        timeout_add(&conn->server->idle, conn, clock_monotonic_ns());
+        return;
+    case TLS_IO_WANT_READ:
+        conn_set_events(conn, EV_READ);
+        return;
+    case TLS_IO_WANT_WRITE:
+        conn_set_events(conn, EV_WRITE);
+        return;
+    case TLS_IO_FAILED:
+        conn_close(conn);
+        return;
+    }
+}
+
 static void on_conn_io(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct http1_conn *conn = watcher->data;
     struct delay_queue *delays = &conn->server->worker->delays;
-    if (revents & EV_WRITE)
+    if (conn->state == CONN_TLS_HELLO)
+        tls_hello_route(conn);
+    else if (conn->state == CONN_TLS_HANDSHAKE)
+        tls_handshake_step(conn);
+    else if (revents & EV_WRITE)
         flush_output(conn); /* the connection may be gone; a pending read shows up again (level-triggered) */
     else if (revents & EV_READ)
         on_readable(conn);
@@ -689,10 +800,13 @@ static void on_conn_io(struct ev_loop *loop, ev_io *watcher, int revents)
 
 /* ---- public ---- */
 
-int http1_server_init(struct http1_server *server, struct worker *worker)
+int http1_server_init(struct http1_server *server, struct worker *worker, SSL_CTX *ssl_ctx)
 {
     memset(server, 0, sizeof(*server));
     server->worker = worker;
+    server->ssl_ctx = ssl_ctx;
+    if (ssl_ctx != NULL && tls_io_global_init() != 0)
+        return -1;
     server->scratch_size = SCRATCH_BYTES;
     server->scratch = malloc(server->scratch_size);
     if (server->scratch == NULL)
@@ -714,7 +828,8 @@ int http1_server_init(struct http1_server *server, struct worker *worker)
 
 void http1_server_accept(struct http1_server *server, int fd, enum stats_listener kind)
 {
-    struct http1_conn *conn = calloc(1, sizeof(*conn));
+    bool tls = kind == STATS_LISTENER_TLS;
+    struct http1_conn *conn = calloc(1, tls ? sizeof(struct http1_tls_conn) : sizeof(struct http1_conn));
     if (conn == NULL) {
         close(fd);
         worker_connection_closed(server->worker, kind);
@@ -722,12 +837,15 @@ void http1_server_accept(struct http1_server *server, int fd, enum stats_listene
     }
     conn->server = server;
     conn->kind = (uint8_t)kind;
-    conn->state = CONN_READING;
+    conn->state = tls ? CONN_TLS_HELLO : CONN_READING;
     conn->keep_alive = true;
+    if (tls)
+        ((struct http1_tls_conn *)conn)->socket = (struct tls_io_socket){.fd = fd, .arrivals = &server->arrivals};
     ev_io_init(&conn->watcher, on_conn_io, fd, EV_READ);
     conn->watcher.data = conn;
     ev_io_start(server->worker->loop, &conn->watcher);
-    timeout_add(&server->idle, conn, clock_monotonic_ns());
+    /* a TLS handshake is bounded like a request (h2o's handshake timeout was 10 s, the default) */
+    timeout_add(tls ? &server->request : &server->idle, conn, clock_monotonic_ns());
 }
 
 void http1_server_request_shutdown(struct http1_server *server)

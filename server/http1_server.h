@@ -14,6 +14,7 @@
 #define MOCKUPSTREAM_HTTP1_SERVER_H
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -46,14 +47,17 @@ struct http1_server {
     int response_body_inline;     /* body copied after the head (small bodies): one write() */
     time_t response_date;
     struct strbuf error_head;     /* scratch for non-benchmark response heads */
-    uint64_t input_arrival_ns;    /* when the input being processed arrived (see read_stamped) */
-    struct arrival_clock arrival_clock;
+    uint64_t input_arrival_ns;    /* when the input being processed arrived (see arrival_recv) */
+    struct arrival_reader arrivals;
+    SSL_CTX *ssl_ctx;             /* the TLS listener's context; NULL without --tls-listen */
 };
 
-/* Sets up the server for `worker` (its loop, config and stats). Returns 0 or -1 (out of memory). */
-int http1_server_init(struct http1_server *server, struct worker *worker);
+/* Sets up the server for `worker` (its loop, config and stats); `ssl_ctx` serves the TLS listener
+ * (NULL without one). Returns 0 or -1 (out of memory). */
+int http1_server_init(struct http1_server *server, struct worker *worker, SSL_CTX *ssl_ctx);
 
-/* Serves an accepted cleartext connection (takes ownership of fd). */
+/* Serves an accepted connection (takes ownership of fd). A TLS connection whose ClientHello
+ * offers h2 is handed to h2o unread; any other TLS connection is served here over OpenSSL. */
 void http1_server_accept(struct http1_server *server, int fd, enum stats_listener kind);
 
 /* Drain: closes idle keep-alive connections now; the others close after their current response. */

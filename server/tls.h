@@ -1,7 +1,9 @@
-/* tls: the server's SSL_CTX, built once in the master before forking.
+/* tls: the server's SSL_CTX, built once in the master before forking, shared by both TLS paths.
  *
- * TLS 1.2 and 1.3; ALPN offers h2 first, and a client that offers only http/1.1 (or no ALPN) gets
- * HTTP/1.1. */
+ * TLS 1.2 and 1.3. ALPN (RFC 7301) is selected here for both paths: "h2" when offered (those
+ * connections are handed to libh2o, see tls_hello.h), else "http/1.1" or "http/1.0", else no ALPN if
+ * the client sent none. A client that offers ALPN with none of these gets the fatal
+ * no_application_protocol alert RFC 7301 3.2 asks for, instead of a connection it cannot use. */
 #ifndef MOCKUPSTREAM_TLS_H
 #define MOCKUPSTREAM_TLS_H
 

@@ -135,11 +135,9 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *watcher, int reven
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
         stats_add(&worker->slot->connections_accepted[listener->kind], 1);
-        /* cleartext goes to the lean HTTP/1.1 loop, which hands HTTP/2 over to h2o itself */
-        if (listener->kind == STATS_LISTENER_TLS)
-            h2o_frontend_accept(worker->h2o, fd, listener->kind);
-        else
-            http1_server_accept(&worker->http1, fd, listener->kind);
+        /* every connection starts on the lean HTTP/1.1 loop, which hands HTTP/2 (h2c, or a TLS
+         * ClientHello offering h2) over to h2o itself */
+        http1_server_accept(&worker->http1, fd, listener->kind);
     }
 }
 
@@ -264,7 +262,7 @@ void worker_main(const struct worker_setup *setup)
     worker->h2o = calloc(1, sizeof(*worker->h2o));
     if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker, setup->h2o_shared, err, sizeof(err)) != 0)
         worker_fail("h2o", worker->h2o ? err : "out of memory");
-    if (http1_server_init(&worker->http1, worker) != 0)
+    if (http1_server_init(&worker->http1, worker, setup->h2o_shared->ssl_ctx) != 0)
         worker_fail("http1", "out of memory");
 
     worker->listener_count = setup->config->listener_count;
