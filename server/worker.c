@@ -233,10 +233,14 @@ void worker_main(const struct worker_setup *setup)
     snprintf(role, sizeof(role), "worker %u", setup->index);
     log_set_role(role);
 
-    /* The master blocks these to wait for them synchronously; a worker takes them as events. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The master blocks these to wait for them synchronously; a worker takes them as events. SIGTERM
+     * stays blocked until its watcher is installed (ev_signal_start unblocks it): a drain that
+     * starts while a worker is still starting (slow under ASan) must not kill it with the default
+     * action; the pending signal is delivered to the watcher instead. */
+    sigset_t only_term;
+    sigemptyset(&only_term);
+    sigaddset(&only_term, SIGTERM);
+    sigprocmask(SIG_SETMASK, &only_term, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* Ctrl-C reaches the whole process group; the master turns it into one SIGTERM per worker. */
     signal(SIGINT, SIG_IGN);
@@ -285,6 +289,7 @@ void worker_main(const struct worker_setup *setup)
     ev_signal_init(&worker->sigterm_watcher, on_sigterm, SIGTERM);
     worker->sigterm_watcher.data = worker;
     ev_signal_start(worker->loop, &worker->sigterm_watcher);
+    sigprocmask(SIG_UNBLOCK, &only_term, NULL); /* libev did already; kept explicit for the reader */
 
     ev_run(worker->loop, 0);
     exit(WORKER_EXIT_OK);

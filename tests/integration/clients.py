@@ -128,6 +128,45 @@ class Conn:
             self.sock.settimeout(10 * SLOWDOWN)
 
 
+class TlsConn(Conn):
+    """Conn over TLS (certificate not verified; ALPN offers `alpn`, None for no ALPN extension).
+    Everything Conn does (pipelining, partial requests, framing) works the same over it."""
+
+    def __init__(self, host, port, timeout_s=10.0, alpn=("http/1.1",)):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if alpn is not None:
+            ctx.set_alpn_protocols(list(alpn))
+        raw = socket.create_connection((host, port), timeout=timeout_s * SLOWDOWN)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf = b""
+        self.local_port = self.sock.getsockname()[1]
+
+    def selected_alpn(self):
+        return self.sock.selected_alpn_protocol()
+
+    def closed_by_peer(self, wait_s=0.0):
+        """True if the server has ended the TLS session or closed (within wait_s seconds). Unlike
+        the cleartext version this consumes what it reads (TLS has no peek), into self.buf."""
+        import ssl
+        self.sock.settimeout(max(wait_s, 0.001))
+        try:
+            data = self.sock.recv(65536)
+            if not data:
+                return True
+            self.buf += data
+            return False
+        except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
+            return False
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            return True
+        finally:
+            self.sock.settimeout(10 * SLOWDOWN)
+
+
 def raw_request(method="GET", path="/", headers=None, body=b""):
     h = {"Host": "test"}
     if body:

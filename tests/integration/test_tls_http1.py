@@ -1,0 +1,320 @@
+"""TLS HTTP/1.1 on the project's own loop, and the ClientHello routing in front of it.
+
+A TLS connection is routed by its ClientHello before any TLS work: ALPN offering h2 goes to h2o,
+anything else is served by the lean HTTP/1.1 loop over OpenSSL. These cases are the TLS faults of
+issue 10: handshakes after an idle pause longer than the handshake timeout, ALPN with no usable
+protocol, slow or stalled clients bounded by --request-timeout, a ClientHello in pieces, draining,
+the Date of a held response, delays that are never early, partial writes of large responses."""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from email.utils import parsedate_to_datetime
+
+import clients as c
+from mockserver import SLOWDOWN, free_port, wait_for_port
+from testcase import ServerTestCase
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def client_context(alpn):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn is not None:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def h2_first_frame_type(sock):
+    """Sends the HTTP/2 preface on a TLS socket and returns the type of the server's first frame."""
+    sock.sendall(H2_PREFACE + H2_EMPTY_SETTINGS)
+    head = b""
+    while len(head) < 9:
+        chunk = sock.recv(9 - len(head))
+        if not chunk:
+            raise EOFError("closed before a frame")
+        head += chunk
+    return head[3]
+
+
+def worker_cpu_seconds(pid):
+    """utime + stime of every child (worker) of the master `pid`."""
+    total = 0
+    for child in c.children(pid):
+        with open(f"/proc/{child}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class TlsHttp1Test(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mockupstream-tls1-")
+        cls.cert, cls.key = c.self_signed_cert(cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def tls_server(self, *args, **kw):
+        port = free_port()
+        srv = self.server("--tls-listen", f"127.0.0.1:{port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
+        self.assertTrue(wait_for_port("127.0.0.1", port), srv.output())
+        return srv, port
+
+    def conn(self, port, **kw):
+        return c.TlsConn("127.0.0.1", port, **kw)
+
+    def test_handshakes_after_an_idle_pause_longer_than_the_handshake_timeout(self):
+        # h2o armed its 10 s handshake timeout with a loop clock that had not moved since the last
+        # TLS traffic: after 11 s of idleness, handshakes started together were dropped.
+        srv, port = self.tls_server("--workers", "1", "--delay", "0")
+        with self.conn(port) as warm:
+            self.assertEqual(warm.request("GET", "/").status, 200)
+        time.sleep(11)
+        results = []
+
+        def one(i):
+            try:
+                if i % 2 == 0:
+                    with self.conn(port, timeout_s=10) as conn:
+                        results.append(("http/1.1", conn.selected_alpn(), conn.request("GET", "/").status))
+                else:
+                    raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+                    with client_context(["h2"]).wrap_socket(raw, server_hostname="localhost") as s:
+                        results.append(("h2", s.selected_alpn_protocol(), h2_first_frame_type(s)))
+            except Exception as e:  # judged below
+                results.append(("error", repr(e), None))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30 * SLOWDOWN)
+        self.assertEqual(sorted(results), sorted([("http/1.1", "http/1.1", 200)] * 10 + [("h2", "h2", 4)] * 10))
+
+    def test_alpn_selection_and_no_application_protocol_alert(self):
+        srv, port = self.tls_server("--delay", "0")
+        for offered, selected in ((["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"), (["http/1.1"], "http/1.1"),
+                                  (["foo", "http/1.0"], "http/1.0"), (None, None)):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+            with client_context(offered).wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertEqual(s.selected_alpn_protocol(), selected, offered)
+                if selected != "h2":
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    reply = b""
+                    while (chunk := s.recv(4096)):
+                        reply += chunk
+                    self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), (offered, reply))
+        # RFC 7301 3.2: offering only protocols the server does not speak ends in a fatal alert
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+        with self.assertRaises(ssl.SSLError) as caught:
+            client_context(["foo", "spdy/3"]).wrap_socket(raw, server_hostname="localhost")
+        raw.close()
+        self.assertIn("no application protocol", str(caught.exception).lower())
+        # the server is fine afterwards
+        with self.conn(port) as conn:
+            self.assertEqual(conn.request("GET", "/").status, 200)
+
+    def assert_closed_near(self, conn_or_sock, started, low_s, high_s):
+        """Waits for the server to close; asserts it happened between low_s and high_s after started."""
+        deadline = started + high_s * SLOWDOWN + 2
+        closed = False
+        while time.monotonic() < deadline and not closed:
+            if isinstance(conn_or_sock, c.Conn):
+                closed = conn_or_sock.closed_by_peer(wait_s=0.1)
+            else:
+                conn_or_sock.settimeout(0.1)
+                try:
+                    closed = conn_or_sock.recv(4096) == b""
+                except socket.timeout:
+                    pass
+                except (ConnectionResetError, ssl.SSLError):
+                    closed = True
+        elapsed = time.monotonic() - started
+        self.assertTrue(closed, f"not closed after {elapsed:.1f} s")
+        self.assertGreaterEqual(elapsed, low_s)
+        self.assertLess(elapsed, high_s * SLOWDOWN)
+
+    def test_request_timeout_bounds_slow_and_stalled_tls_clients(self):
+        # cleartext closes slowloris at --request-timeout; over TLS it used to take --idle-timeout
+        srv, port = self.tls_server("--workers", "1", "--request-timeout", "2s", "--idle-timeout", "30s")
+        cpu_before = worker_cpu_seconds(srv.proc.pid)
+        started = time.monotonic()
+        # a request head trickled a byte every 0.4 s after the handshake
+        slow = self.conn(port)
+        slow.send(b"GET / HTTP/1.1\r\n")
+        # a TCP connection that never sends a ClientHello
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+        # a ClientHello cut short: the server must wait for it without spinning on the unread bytes
+        hello = client_hello_bytes(["http/1.1"])
+        partial = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+        partial.sendall(hello[:len(hello) // 2])
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.is_set():
+                try:
+                    slow.send(b"X")
+                except OSError:
+                    return
+                stop.wait(0.4)
+
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            self.assert_closed_near(slow, started, 1.8, 3.5)
+            self.assert_closed_near(silent, started, 1.8, 3.5)
+            self.assert_closed_near(partial, started, 1.8, 3.5)
+        finally:
+            stop.set()
+            t.join()
+            for s in (slow, silent, partial):
+                s.close()
+        # 2 s of a half-sent ClientHello: polling it costs well under a tenth of a CPU
+        self.assertLess(worker_cpu_seconds(srv.proc.pid) - cpu_before, 0.3 * SLOWDOWN)
+        # a slow but steady client that finishes in time is served
+        with self.conn(port) as conn:
+            conn.send(b"GET / HTTP/1.1\r\n")
+            time.sleep(0.5)
+            conn.send(b"Host: x\r\n\r\n")
+            self.assertEqual(conn.read_response().status, 200)
+
+    def test_client_hello_in_pieces_is_routed_by_its_alpn(self):
+        srv, port = self.tls_server("--delay", "0")
+        for alpn in (["http/1.1"], ["h2", "http/1.1"]):
+            client = PiecewiseTls(port, alpn, pause_s=0.05)
+            try:
+                self.assertEqual(client.selected_alpn_protocol(), alpn[0])
+                if alpn[0] == "h2":
+                    client.send(H2_PREFACE + H2_EMPTY_SETTINGS)
+                    self.assertEqual(client.recv(9)[3], 4)  # a SETTINGS frame from h2o
+                else:
+                    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    self.assertTrue(client.recv(12).startswith(b"HTTP/1.1 200"))
+            finally:
+                client.close()
+
+    def test_drain_answers_held_tls_requests_with_connection_close(self):
+        srv, port = self.tls_server("--workers", "1")
+        with self.conn(port) as conn:
+            conn.send(c.raw_request("GET", "/wait/1500"))
+            time.sleep(0.3 * SLOWDOWN)
+            srv.signal(signal.SIGTERM)
+            r = conn.read_response()
+            self.assertEqual((r.status, r.body), (200, c.BODY))
+            self.assertEqual(r.header("connection"), "close")
+            self.assertTrue(conn.closed_by_peer(wait_s=5))
+        self.assertEqual(srv.wait_exit(10), 0)
+
+    def test_date_of_a_held_response_is_the_time_it_is_sent(self):
+        srv, port = self.tls_server("--workers", "1")
+        with self.conn(port) as conn:
+            r = conn.request("GET", "/wait/2500")
+            received = time.time()
+        self.assertEqual(r.status, 200)
+        sent = parsedate_to_datetime(r.header("date")).timestamp()
+        self.assertLess(abs(received - sent), 1.5, r.header("date"))
+
+    def test_delays_are_never_early_and_pipelining_keeps_order(self):
+        srv, port = self.tls_server("--workers", "1", "--delay", "20ms")
+        with self.conn(port) as conn:
+            for _ in range(10):
+                started = time.monotonic()
+                self.assertEqual(conn.request("GET", "/wait/25").status, 200)
+                self.assertGreaterEqual(time.monotonic() - started, 0.025)
+            started = time.monotonic()
+            conn.send(c.raw_request("GET", "/") * 3)
+            for i in range(3):
+                self.assertEqual(conn.read_response().status, 200)
+                self.assertGreaterEqual(time.monotonic() - started, 0.020 * (i + 1))
+        by_protocol = c.stats(srv)["requests"]["by_protocol"]
+        self.assertEqual(by_protocol["http1_tls"], 13)
+
+    def test_large_responses_to_a_client_that_reads_late(self):
+        # 1 MB responses fill the socket: OpenSSL's partial writes and retries from a moved buffer
+        srv, port = self.tls_server("--workers", "1", "--delay", "0", "--body-size", "1m")
+        with self.conn(port) as conn:
+            conn.send(c.raw_request("GET", "/") * 3)
+            time.sleep(0.5)
+            for _ in range(3):
+                r = conn.read_response()
+                self.assertEqual((r.status, len(r.body)), (200, 1024 * 1024))
+        st = c.stats(srv)
+        self.assertEqual(st["requests"]["by_protocol"]["http1_tls"], 3)
+
+
+def client_hello_bytes(alpn):
+    """The first flight of a TLS client offering `alpn`, produced by Python's ssl over memory BIOs."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(alpn).wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+class PiecewiseTls:
+    """A TLS client over memory BIOs whose ClientHello goes out in two TCP segments `pause_s` apart."""
+
+    def __init__(self, port, alpn, pause_s):
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = client_context(alpn).wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = self.outgoing.read()
+        self.sock.sendall(hello[:20])
+        time.sleep(pause_s)
+        self.sock.sendall(hello[20:])
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+        self._flush()
+
+    def _flush(self):
+        out = self.outgoing.read()
+        if out:
+            self.sock.sendall(out)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("server closed")
+        self.incoming.write(data)
+
+    def selected_alpn_protocol(self):
+        return self.tls.selected_alpn_protocol()
+
+    def send(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def recv(self, n):
+        """At least n plaintext bytes."""
+        out = b""
+        while len(out) < n:
+            try:
+                out += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self._fill()
+        return out
+
+    def close(self):
+        self.sock.close()
