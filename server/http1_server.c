@@ -236,6 +236,15 @@ static void conn_set_events(struct http1_conn *conn, int events)
 
 static bool process_saved_input(struct http1_conn *conn);
 
+/* OpenSSL reads ahead: input it already holds will not make the socket readable again. While the
+ * connection wants to read, have libev call us as if it were (in this same loop iteration). */
+static void conn_read_on_if_buffered(struct http1_conn *conn)
+{
+    SSL *ssl = conn_ssl(conn);
+    if (ssl != NULL && (conn->watcher.events & EV_READ) && tls_io_pending(ssl))
+        ev_feed_event(conn->server->worker->loop, &conn->watcher, EV_READ);
+}
+
 /* The current response is fully written. Returns false if the connection is gone. */
 static bool response_done(struct http1_conn *conn)
 {
@@ -258,8 +267,9 @@ static bool response_done(struct http1_conn *conn)
     conn->read_paused = false;
     conn_set_events(conn, EV_READ);
     timeout_add(&conn->server->idle, conn, clock_monotonic_ns());
-    if (conn->saved_len != 0 && !conn->processing)
-        return process_saved_input(conn);
+    if (conn->saved_len != 0 && !conn->processing && !process_saved_input(conn))
+        return false;
+    conn_read_on_if_buffered(conn);
     return true;
 }
 
@@ -699,7 +709,8 @@ static void on_readable(struct http1_conn *conn)
         conn->saved = NULL;
         conn->saved_len = 0;
     }
-    process_and_save(conn, server->scratch, have + (size_t)n);
+    if (process_and_save(conn, server->scratch, have + (size_t)n))
+        conn_read_on_if_buffered(conn);
 }
 
 /* ---- TLS set-up: choose the path from the ClientHello, then the handshake ---- */
@@ -768,6 +779,7 @@ static void tls_handshake_step(struct http1_conn *conn)
         conn->state = CONN_READING;
         conn_set_events(conn, EV_READ);
         timeout_add(&conn->server->idle, conn, clock_monotonic_ns());
+        conn_read_on_if_buffered(conn); /* the first request may have come with the Finished message */
         return;
     case TLS_IO_WANT_READ:
         conn_set_events(conn, EV_READ);

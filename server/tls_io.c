@@ -72,6 +72,11 @@ SSL *tls_io_new(SSL_CTX *ctx, struct tls_io_socket *sock)
     }
     BIO_set_data(bio, sock);
     SSL_set_bio(ssl, bio, bio);
+    /* One recv() per request instead of two (record header, then record): OpenSSL reads what the
+     * socket has. What it reads beyond the current record waits inside OpenSSL, where epoll cannot
+     * see it: callers must check tls_io_pending() after each read. Only here, not on the shared
+     * context: h2o 2.2.5 decides whether to read on from SSL_pending() alone. */
+    SSL_set_read_ahead(ssl, 1);
     SSL_set_accept_state(ssl);
     return ssl;
 }
@@ -150,9 +155,9 @@ ssize_t tls_io_writev(SSL *ssl, const struct iovec *iov, int iov_count)
     return (ssize_t)written;
 }
 
-int tls_io_pending(SSL *ssl)
+bool tls_io_pending(SSL *ssl)
 {
-    return SSL_pending(ssl);
+    return SSL_has_pending(ssl) == 1;
 }
 
 void tls_io_close(SSL *ssl)

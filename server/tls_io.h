@@ -12,6 +12,7 @@
 #define MOCKUPSTREAM_TLS_IO_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -48,8 +49,9 @@ ssize_t tls_io_read(SSL *ssl, void *buf, size_t size);
  * them come from another address). Two small buffers are joined into one TLS record. */
 ssize_t tls_io_writev(SSL *ssl, const struct iovec *iov, int iov_count);
 
-/* Plaintext already decrypted and waiting in OpenSSL (the socket will not signal it again). */
-int tls_io_pending(SSL *ssl);
+/* True if OpenSSL holds input not yet returned by tls_io_read (decrypted or still raw): the socket
+ * will not signal it again, so the caller must read on without waiting for readiness. */
+bool tls_io_pending(SSL *ssl);
 
 /* Sends close_notify if the socket takes it now (never waits) and frees the SSL object. The caller
  * closes the socket. */
