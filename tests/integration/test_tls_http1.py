@@ -203,6 +203,21 @@ class TlsHttp1Test(ServerTestCase):
             finally:
                 client.close()
 
+    def test_requests_in_separate_records_of_one_segment(self):
+        # The server reads ahead: records 2 and 3 arrive with record 1 and sit inside OpenSSL, where
+        # epoll cannot see them. They must be answered without waiting for more input.
+        srv, port = self.tls_server("--workers", "1", "--delay", "5ms")
+        client = PiecewiseTls(port, ["http/1.1"], pause_s=0)
+        try:
+            client.send_records([c.raw_request("GET", f"/r{i}") for i in range(3)])
+            client.sock.settimeout(5 * SLOWDOWN)
+            reply = b""
+            while reply.count(b"HTTP/1.1 200 OK") < 3:
+                reply += client.recv(1)
+        finally:
+            client.close()
+        self.assertEqual(c.stats(srv)["requests"]["by_protocol"]["http1_tls"], 3)
+
     def test_drain_answers_held_tls_requests_with_connection_close(self):
         srv, port = self.tls_server("--workers", "1")
         with self.conn(port) as conn:
@@ -304,6 +319,12 @@ class PiecewiseTls:
 
     def send(self, data):
         self.tls.write(data)
+        self._flush()
+
+    def send_records(self, pieces):
+        """Each piece in its own TLS record, all records in one TCP write."""
+        for piece in pieces:
+            self.tls.write(piece)
         self._flush()
 
     def recv(self, n):

@@ -1,0 +1,21 @@
+/* libFuzzer harness: the ClientHello peek parser on arbitrary bytes. Besides memory safety: a prefix
+ * of an input that parses is never refused (it is "incomplete"), and never answers differently. */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tls_hello.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    bool h2 = false;
+    enum tls_hello_result whole = tls_hello_offers_h2(data, size, &h2);
+    assert(whole == TLS_HELLO_INCOMPLETE || whole == TLS_HELLO_PARSED || whole == TLS_HELLO_UNPARSABLE);
+    if (whole == TLS_HELLO_PARSED && size > 0) {
+        bool prefix_h2 = false;
+        enum tls_hello_result prefix = tls_hello_offers_h2(data, size / 2, &prefix_h2);
+        assert(prefix != TLS_HELLO_UNPARSABLE);
+        assert(prefix == TLS_HELLO_INCOMPLETE || prefix_h2 == h2);
+    }
+    return 0;
+}
