@@ -3,13 +3,14 @@
 #   make          build build/mockupstream (release, jemalloc)
 #   make asan     build build/asan/mockupstream (ASan + UBSan, system malloc)
 #   make plain    build build/plain/mockupstream (no jemalloc, no sanitizers: for valgrind)
-#   make deps     install missing Debian packages (as root); lists live in deps/
-#   make run      deps + build + run with defaults
+#   make deps     install missing Debian packages for build, run, test and bench (as root); lists in deps/
+#   make deps-run install only what building and running need
+#   make run      deps-run + build + run with defaults
 #   make test     deps + both builds + unit tests + integration suite on both builds
 #   make fuzz     run every fuzz harness for FUZZ_SECONDS each
 #   make bench    side-by-side benchmark against nginx echo_sleep (tools/bench)
 
-VERSION   := 0.1.0
+VERSION   := 0.2.0
 CC        ?= cc
 BUILD     := build
 ASAN_DIR  := $(BUILD)/asan
@@ -39,7 +40,7 @@ PYTHON ?= /usr/bin/python3
 TOOLS_SRC  := $(wildcard tools/*.c)
 TOOLS_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOLS_SRC))
 
-.PHONY: all asan plain deps deps-build run test unit integration fuzz fuzz-quick bench clean
+.PHONY: all asan plain deps deps-build deps-run run test unit integration fuzz fuzz-quick bench clean
 
 all: $(BUILD)/mockupstream $(TOOLS_BINS)
 
@@ -81,7 +82,11 @@ deps:
 deps-build:
 	@sh tools/install-debian-packages deps/debian-build.txt
 
-run: deps all
+# `make run` on a fresh machine: the compiler and libraries, not the test and benchmark tools.
+deps-run:
+	@sh tools/install-debian-packages deps/debian-build.txt deps/debian-runtime.txt
+
+run: deps-run all
 	./$(BUILD)/mockupstream $(ARGS)
 
 unit: $(UNIT_BINS)

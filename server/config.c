@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "duration.h"
 
 #define DEFAULT_BODY "Hello world!\n"
@@ -35,6 +36,7 @@ enum option_id {
     OPT_ID_REQUEST_TIMEOUT,
     OPT_ID_DRAIN_TIMEOUT,
     OPT_ID_BACKLOG,
+    OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS,
     OPT_ID_HELP,
     OPT_ID_VERSION,
     OPT_ID_COUNT,
@@ -58,7 +60,8 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
     [OPT_ID_TLS_KEY] = {"tls-key", OPT_PATH, "FILE", "none", "PEM private key for --tls-listen"},
     [OPT_ID_STATS_LISTEN] = {"stats-listen", OPT_LISTEN, "ADDR:PORT", "none",
                              "extra listener serving only /stats, /metrics and /healthz (repeatable)"},
-    [OPT_ID_WORKERS] = {"workers", OPT_UINT, "N", "online CPUs", "worker processes", 1, STATS_MAX_WORKERS},
+    [OPT_ID_WORKERS] = {"workers", OPT_UINT, "N", "CPUs this process may use (affinity, cgroup quota)", "worker processes", 1,
+                       STATS_MAX_WORKERS},
     [OPT_ID_DELAY] = {"delay", OPT_DURATION, "DURATION", "10ms", "delay before every response (us, ms, s; bare = ms)", 0,
                       DURATION_MAX_NS},
     [OPT_ID_MAX_DELAY] = {"max-delay", OPT_DURATION, "DURATION", "60s", "largest delay /wait/<ms> may ask for", 0,
@@ -77,6 +80,9 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
                               "on SIGTERM, how long held requests may take before exit", 0, DURATION_MAX_NS},
     [OPT_ID_BACKLOG] = {"backlog", OPT_UINT, "N", "65535", "listen() backlog (the kernel caps it at net.core.somaxconn)", 1,
                         1u << 24},
+    [OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS] = {"http2-max-concurrent-streams", OPT_UINT, "N", "128",
+                                             "HTTP/2 streams a client may have open at once per connection (SETTINGS)", 1,
+                                             CONFIG_MAX_HTTP2_STREAMS},
     [OPT_ID_HELP] = {"help", OPT_FLAG, NULL, NULL, "print this help and exit"},
     [OPT_ID_VERSION] = {"version", OPT_FLAG, NULL, NULL, "print versions of mockupstream, h2o, libev, jemalloc and exit"},
 };
@@ -212,6 +218,65 @@ static int raw_set(struct raw_values *raw, enum option_id id, const char *value,
     return 0;
 }
 
+/* Edit distance between two short names (for "did you mean"), capped at 64 characters each. */
+static size_t name_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a) < 64 ? strlen(a) : 64, lb = strlen(b) < 64 ? strlen(b) : 64;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t above = row[j];
+            size_t best = diagonal + (a[i - 1] != b[j - 1]);
+            if (above + 1 < best)
+                best = above + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb];
+}
+
+/* A mistyped variable would otherwise be silently ignored while a mistyped flag is refused: every
+ * MOCKUPSTREAM_* variable must name an option. */
+static int check_unknown_environment(char *const *envp, char *err, size_t err_size)
+{
+    for (; envp != NULL && *envp != NULL; envp++) {
+        if (strncmp(*envp, "MOCKUPSTREAM_", 13) != 0)
+            continue;
+        const char *eq = strchr(*envp, '=');
+        char given[64];
+        snprintf(given, sizeof(given), "%.*s", eq ? (int)(eq - *envp) : (int)strlen(*envp), *envp);
+        const char *closest = NULL;
+        size_t closest_distance = SIZE_MAX;
+        bool known = false;
+        for (int id = 0; id < OPT_ID_COUNT && !known; id++) {
+            if (option_specs[id].kind == OPT_FLAG)
+                continue;
+            char name[64];
+            env_name_for(option_specs[id].flag, name, sizeof(name));
+            known = strcmp(name, given) == 0;
+            size_t d = name_distance(name, given);
+            if (d < closest_distance) {
+                closest_distance = d;
+                closest = option_specs[id].flag;
+            }
+        }
+        if (!known) {
+            char closest_name[64];
+            env_name_for(closest, closest_name, sizeof(closest_name));
+            return fail(err, err_size, "unknown environment variable %s (did you mean %s? see --help for the allowed variables)",
+                        given, closest_name);
+        }
+    }
+    return 0;
+}
+
 static int load_environment(struct raw_values *raw, char *const *envp, char **env_copies, char *err, size_t err_size)
 {
     for (int id = 0; id < OPT_ID_COUNT; id++) {
@@ -245,6 +310,10 @@ static int load_arguments(struct raw_values *raw, int argc, char **argv, bool *f
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0) { /* the one short flag every user tries first */
+            raw->value[OPT_ID_HELP] = "1";
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0)
             return fail(err, err_size, "unexpected argument '%s' (flags start with --; see --help)", arg);
         const char *name = arg + 2, *inline_value = strchr(name, '=');
@@ -416,6 +485,9 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
         result = CONFIG_SHOW_VERSION;
         goto done;
     }
+    /* after --help and --version, which answer whatever the environment holds */
+    if (check_unknown_environment(envp, err, err_size) != 0)
+        goto done;
 
     /* numeric options with their defaults */
     static const struct {
@@ -426,7 +498,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
         {OPT_ID_IDLE_TIMEOUT, 120 * 1000000000ull}, {OPT_ID_DRAIN_TIMEOUT, 5 * 1000000000ull},
         {OPT_ID_REQUEST_TIMEOUT, 10 * 1000000000ull},
         {OPT_ID_MAX_BODY_SIZE, 1024 * 1024},      {OPT_ID_BACKLOG, 65535},
-        {OPT_ID_WORKERS, 0},
+        {OPT_ID_WORKERS, 0},                      {OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS, 128},
     };
     uint64_t values[OPT_ID_COUNT] = {0};
     for (size_t i = 0; i < sizeof(numeric_defaults) / sizeof(numeric_defaults[0]); i++) {
@@ -442,6 +514,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
     cfg->drain_timeout_ns = values[OPT_ID_DRAIN_TIMEOUT];
     cfg->max_body_bytes = values[OPT_ID_MAX_BODY_SIZE];
     cfg->backlog = (int)values[OPT_ID_BACKLOG];
+    cfg->http2_max_concurrent_streams = (uint32_t)values[OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS];
     if (cfg->delay_ns > cfg->max_delay_ns) {
         char max_text[32];
         fail(err, err_size, "%s: '%s' is above --max-delay %s (allowed: at most the max delay)", raw.source[OPT_ID_DELAY],
@@ -451,8 +524,12 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
 
     n = values[OPT_ID_WORKERS];
     if (raw.value[OPT_ID_WORKERS] == NULL) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus < 1 ? 1 : (uint64_t)cpus > STATS_MAX_WORKERS ? STATS_MAX_WORKERS : (uint64_t)cpus;
+        struct cpus_budget budget;
+        cpus_budget_read(&budget);
+        n = budget.count > STATS_MAX_WORKERS ? STATS_MAX_WORKERS : budget.count;
+        snprintf(cfg->workers_source, sizeof(cfg->workers_source), "%s", budget.source);
+    } else {
+        snprintf(cfg->workers_source, sizeof(cfg->workers_source), "%s", raw.source[OPT_ID_WORKERS]);
     }
     cfg->workers = (unsigned)n;
 

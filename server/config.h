@@ -14,6 +14,8 @@
 
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_DEFAULT_LISTEN "0.0.0.0:8080"
+/* 16,384 streams of a 10 ms delay is 1.6 M requests/s on one connection: more than a worker serves */
+#define CONFIG_MAX_HTTP2_STREAMS 16384
 
 struct config_listener {
     enum stats_listener kind; /* what it serves: benchmark (cleartext or TLS) or control paths only */
@@ -28,6 +30,7 @@ struct config {
     char *tls_cert_path; /* NULL without --tls-listen */
     char *tls_key_path;
     unsigned workers;
+    char workers_source[112]; /* "--workers", "MOCKUPSTREAM_WORKERS" or where the default came from */
     uint64_t delay_ns;
     uint64_t max_delay_ns;
     uint64_t idle_timeout_ns;
@@ -37,6 +40,7 @@ struct config {
     char *body;              /* the response body, owned */
     size_t body_bytes;
     int backlog;
+    uint32_t http2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, enforced */
 };
 
 enum config_result {

@@ -94,7 +94,7 @@ static void print_banner(const struct config *cfg, const struct stats_process_in
         n += (size_t)snprintf(line + n, sizeof(line) - n, "%s %s://%s", i ? "," : "", listener_scheme(cfg->listeners[i].kind),
                               cfg->listeners[i].text);
     if (n < sizeof(line))
-        snprintf(line + n, sizeof(line) - n, "; workers %u; delay %s; timers %s; allocator %s; open files %llu", cfg->workers,
+        snprintf(line + n, sizeof(line) - n, "; workers %u (%s); delay %s; timers %s; allocator %s; open files %llu", cfg->workers, cfg->workers_source,
                  duration_format(cfg->delay_ns, delay_text, sizeof(delay_text)), TIMER_METHOD, info->allocator,
                  (unsigned long long)info->open_file_limit);
     log_msg("%s", line);

@@ -13,8 +13,7 @@ from testcase import ServerTestCase
 
 
 def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MOCKUPSTREAM_") or k in ("MOCKUPSTREAM_BIN", "MOCKUPSTREAM_SANITIZED")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKUPSTREAM_")}
     env.update(extra or {})
     return env
 
@@ -104,10 +103,31 @@ class BadInputTest(ServerTestCase):
             for needle in needles:
                 self.assertIn(needle, line, env)
 
-    def test_unknown_environment_variable_is_not_a_flag(self):
-        # MOCKUPSTREAM_BIN and friends belong to tooling: an unknown variable must not stop the server.
-        srv = self.server("--delay", "0", env={"MOCKUPSTREAM_SOMETHING_ELSE": "x"})
-        self.assertEqual(c.one(srv).status, 200)
+    def test_unknown_environment_variable_is_refused_like_an_unknown_flag(self):
+        # a typo would otherwise be silently ignored: one line, the closest known name, exit 2
+        line = self.refused([], env={"MOCKUPSTREAM_DELAYY": "5ms"})
+        self.assertIn("MOCKUPSTREAM_DELAYY", line)
+        self.assertIn("did you mean MOCKUPSTREAM_DELAY?", line)
+        line = self.refused([], env={"MOCKUPSTREAM_IDLE_TIMOUT": "5s"})
+        self.assertIn("did you mean MOCKUPSTREAM_IDLE_TIMEOUT?", line)
+
+    def test_short_help_flag(self):
+        r = run([BIN, "-h"], env=clean_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--request-timeout", r.stdout)
+
+    def test_default_workers_follow_cpu_affinity(self):
+        # `docker run --cpuset-cpus` on a big host: online CPUs would start one worker per host CPU
+        port = free_port()
+        p = subprocess.Popen(["taskset", "-c", "0", BIN, "--listen", f"127.0.0.1:{port}", "--delay", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+                             start_new_session=True)
+        try:
+            banner = p.stdout.readline()
+        finally:
+            p.terminate()
+            p.wait(10 * SLOWDOWN)
+        self.assertIn(f"workers 1 (CPU affinity: 1 of {os.cpu_count()} online)", banner)
 
 
 class PrecedenceTest(ServerTestCase):

@@ -444,18 +444,22 @@ class DeploymentFilesTest(ServerTestCase):
         self.assertEqual(prometheus["global"]["scrape_interval"], "5s")
         job = prometheus["scrape_configs"][0]
         self.assertEqual(job["metrics_path"], "/metrics")
-        self.assertEqual(job["static_configs"][0]["targets"], ["localhost:8080"])
-        # with host networking the server's port is the host's: the one EXPOSEd, scraped above
+        # Prometheus scrapes the stats listener, not the benchmark port
+        stats_host, _, stats_port = service["environment"]["MOCKUPSTREAM_STATS_LISTEN"].rpartition(":")
+        self.assertEqual(job["static_configs"][0]["targets"], [f"localhost:{stats_port}"])
+        # with host networking the server's port is the host's: the one EXPOSEd
         host, _, port = service["environment"]["MOCKUPSTREAM_LISTEN"].rpartition(":")
         self.assertEqual((host, port), ("0.0.0.0", "8080"))
+        self.assertNotEqual(stats_port, port)
         self.assertIn(("EXPOSE", port), dockerfile_stages()[1][2])
-        # a server with compose's environment (a free port in place of 8080) answers the scrape
+        # a server with compose's environment (free ports in place of 8080/8081) answers the scrape
         env = dict(service["environment"])
-        free = free_port()
+        free, free_stats = free_port(), free_port()
         env["MOCKUPSTREAM_LISTEN"] = f"127.0.0.1:{free}"
+        env["MOCKUPSTREAM_STATS_LISTEN"] = f"127.0.0.1:{free_stats}"
         srv = self.server(env=env, listen=False, port=free)
-        self.assertTrue(wait_for_port("127.0.0.1", free), srv.output())
-        with urllib.request.urlopen(srv.url + job["metrics_path"], timeout=10 * SLOWDOWN) as r:
+        self.assertTrue(wait_for_port("127.0.0.1", free_stats), srv.output())
+        with urllib.request.urlopen(f"http://127.0.0.1:{free_stats}" + job["metrics_path"], timeout=10 * SLOWDOWN) as r:
             self.assertEqual(r.status, 200)
             self.assertTrue(r.headers["Content-Type"].startswith("text/plain"), r.headers["Content-Type"])
             self.assertIn("# TYPE ", r.read().decode())
@@ -473,15 +477,19 @@ class DeploymentFilesTest(ServerTestCase):
         self.assertEqual(service["spec"]["ports"][0]["port"], 8080)
         self.assertEqual(service["spec"]["ports"][0]["targetPort"], 8080)
         self.assertIs(container["securityContext"]["runAsNonRoot"], True)
+        # probes and scrapes go to the stats listener, never the benchmark port
+        env = {e["name"]: e["value"] for e in container["env"]}
+        stats_port = int(env["MOCKUPSTREAM_STATS_LISTEN"].rpartition(":")[2])
+        self.assertNotEqual(stats_port, 8080)
+        self.assertIn(stats_port, [p["containerPort"] for p in container["ports"]])
         for probe in ("readinessProbe", "livenessProbe"):
-            self.assertEqual(container[probe]["httpGet"], {"path": "/healthz", "port": 8080})
+            self.assertEqual(container[probe]["httpGet"], {"path": "/healthz", "port": stats_port})
         for key in ("requests", "limits"):
             self.assertIn("cpu", container["resources"][key])
             self.assertIn("memory", container["resources"][key])
         annotations = pod["metadata"]["annotations"]
         self.assertEqual((annotations["prometheus.io/scrape"], annotations["prometheus.io/port"],
-                          annotations["prometheus.io/path"]), ("true", "8080", "/metrics"))
-        env = {e["name"]: e["value"] for e in container["env"]}
+                          annotations["prometheus.io/path"]), ("true", str(stats_port), "/metrics"))
         for name in env:
             self.assertTrue(name.startswith("MOCKUPSTREAM_"), name)
         # kubelet kills after the grace period: it must outlast the server's drain (default 5s)
@@ -503,9 +511,12 @@ class DeploymentFilesTest(ServerTestCase):
         # delayed answer would show
         env = {e["name"]: e["value"] for e in container["env"] if e["name"] != "MOCKUPSTREAM_WORKERS"}
         env["MOCKUPSTREAM_DELAY"] = "2s"
+        stats_port = free_port()
+        env["MOCKUPSTREAM_STATS_LISTEN"] = f"127.0.0.1:{stats_port}"
         srv = self.server(env=env)
+        self.assertTrue(wait_for_port("127.0.0.1", stats_port), srv.output())
         for path in sorted(paths):
-            with urllib.request.urlopen(srv.url + path, timeout=1.5 * SLOWDOWN) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{stats_port}" + path, timeout=1.5 * SLOWDOWN) as r:
                 self.assertEqual(r.status, 200, path)
                 body = r.read()
             if path == "/metrics":

@@ -69,9 +69,10 @@ class MockServer:
 
     def start(self):
         env = dict(os.environ)
-        # The environment must not leak configuration into a test that did not ask for it.
+        # The environment must not leak configuration into a test that did not ask for it; the
+        # harness's own MOCKUPSTREAM_BIN/_SANITIZED are not options, and the server refuses unknown ones.
         for k in list(env):
-            if k.startswith("MOCKUPSTREAM_") and k not in ("MOCKUPSTREAM_BIN", "MOCKUPSTREAM_SANITIZED"):
+            if k.startswith("MOCKUPSTREAM_"):
                 del env[k]
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=99")
