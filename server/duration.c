@@ -55,7 +55,7 @@ int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns)
 
 int duration_parse_wait_ms(const char *s, size_t len, uint64_t *out_ns)
 {
-    if (len == 0 || len > 12)
+    if (len == 0 || len > DURATION_WAIT_MS_MAX_DIGITS)
         return -1;
     uint64_t ms = 0;
     for (size_t i = 0; i < len; i++) {

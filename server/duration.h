@@ -15,8 +15,12 @@
 /* Parses `len` bytes at `s` (need not be NUL-terminated). Returns 0 and sets *out_ns, or -1. */
 int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns);
 
+/* Most digits a /wait/<ms> number may have (leading zeros count): more is refused unread. */
+#define DURATION_WAIT_MS_MAX_DIGITS 12
+
 /* Parses a plain decimal count of milliseconds ("25", no unit, no sign, no fraction), as in
- * /wait/<ms>. Returns 0 and sets *out_ns, or -1 (empty, non-digit, or above DURATION_MAX_NS). */
+ * /wait/<ms>. Returns 0 and sets *out_ns, or -1 (empty, non-digit, more than
+ * DURATION_WAIT_MS_MAX_DIGITS digits, or above DURATION_MAX_NS). */
 int duration_parse_wait_ms(const char *s, size_t len, uint64_t *out_ns);
 
 /* Parses a byte count: decimal digits with an optional `k`, `m` or `g` suffix (powers of 1024).

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "duration.h"
 #include "stats_render.h"
@@ -22,12 +23,15 @@ const char *handler_reason_phrase(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -136,18 +140,82 @@ static bool parse_wait(const struct handler_context *ctx, const char *path, size
     return true;
 }
 
+_Static_assert(HANDLER_ROUTE_PATH_MAX_BYTES > sizeof("/wait/") - 1 + DURATION_WAIT_MS_MAX_DIGITS,
+               "a decoded path cut to the buffer must be longer than every route");
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes path[0..len) (RFC 3986 2.1) into out[0..out_size), stopping the copy there but not
+ * the checks. Returns the decoded length (which may exceed out_size: then only a prefix is in out),
+ * or -1 for a '%' not followed by two hex digits or an escape decoding to NUL (which would cut the
+ * path short for any C code that sees it later). */
+static ssize_t path_decode(const char *path, size_t len, char *out, size_t out_size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++, n++) {
+        char c = path[i];
+        if (c == '%') {
+            int hi = len - i >= 3 ? hex_value(path[i + 1]) : -1, lo = hi >= 0 ? hex_value(path[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (n < out_size)
+            out[n] = c;
+    }
+    return (ssize_t)n;
+}
+
 void handler_route(const struct handler_context *ctx, const struct handler_request *req, struct handler_response *res)
 {
     memset(res, 0, sizeof(*res));
     strbuf_init(&res->rendered);
     res->is_head = bytes_equal(req->method, req->method_len, "HEAD");
+    res->is_control = req->listener == STATS_LISTENER_STATS;
+
+    /* RFC 9110 9.3.6: a tunnel is a proxy's job. HTTP/1.1 refuses CONNECT in its parser (and closes);
+     * this answers it on the paths that reach the router (HTTP/2). */
+    if (bytes_equal(req->method, req->method_len, "CONNECT")) {
+        answer_text(res, 501, "CONNECT is not supported: mockupstream is an origin server, not a proxy\n");
+        return;
+    }
+    /* Only origin-form reaches the router ("*" with OPTIONS aside): HTTP/1 reduces absolute-form to
+     * it, and HTTP/2's :path is origin-form or "*" (RFC 9113 8.3.1); an empty :path lands here too. */
+    bool asterisk = req->path_len == 1 && req->path[0] == '*';
+    if (asterisk ? !bytes_equal(req->method, req->method_len, "OPTIONS") : (req->path_len == 0 || req->path[0] != '/')) {
+        answer_text(res, 400, "bad request-target: a path starting with '/' (or \"*\" with OPTIONS) is required\n");
+        return;
+    }
 
     const char *query_mark = memchr(req->path, '?', req->path_len);
     size_t path_len = query_mark ? (size_t)(query_mark - req->path) : req->path_len;
     const char *query = query_mark ? query_mark + 1 : NULL;
     size_t query_len = query_mark ? req->path_len - path_len - 1 : 0;
 
-    enum control_path which = control_path_of(req->path, path_len);
+    /* Routes are matched on the decoded path ("/wai%74/5" is "/wait/5"). Decoding happens only when a
+     * '%' is there (the benchmark path pays one memchr), into a stack buffer: the longest route,
+     * "/wait/" and 12 digits, fits, and a longer path can equal no route (and makes a /wait/ number
+     * too long to parse), so keeping only a prefix of it is safe. No allocation per request. */
+    char decoded[HANDLER_ROUTE_PATH_MAX_BYTES];
+    const char *path = req->path;
+    if (memchr(path, '%', path_len) != NULL) {
+        ssize_t decoded_len = path_decode(path, path_len, decoded, sizeof(decoded));
+        if (decoded_len < 0) {
+            answer_text(res, 400, "bad percent-encoding in path: '%' must start %HH, and %00 is refused\n");
+            return;
+        }
+        path = decoded;
+        path_len = (size_t)decoded_len < sizeof(decoded) ? (size_t)decoded_len : sizeof(decoded);
+    }
+
+    enum control_path which = control_path_of(path, path_len);
     if (which != CONTROL_NONE) {
         route_control(ctx, req, which, query, query_len, res);
         return;
@@ -159,8 +227,8 @@ void handler_route(const struct handler_context *ctx, const struct handler_reque
     }
 
     uint64_t delay_ns = ctx->config->delay_ns;
-    if (path_len > strlen("/wait/") - 1 && memcmp(req->path, "/wait/", strlen("/wait/")) == 0 &&
-        !parse_wait(ctx, req->path, path_len, res, &delay_ns))
+    if (path_len >= strlen("/wait/") && memcmp(path, "/wait/", strlen("/wait/")) == 0 &&
+        !parse_wait(ctx, path, path_len, res, &delay_ns))
         return;
 
     res->status = 200;

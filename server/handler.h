@@ -1,9 +1,17 @@
 /* handler: what to answer, independent of the protocol that carries the request.
  *
- * Both protocol paths (h2o for HTTP/2 and TLS, the lean HTTP/1.1 loop) parse a request, call
+ * Both protocol paths (h2o for HTTP/2, the lean HTTP/1.1 loop for cleartext and TLS) parse a request, call
  * handler_route() with its method and path, and then carry out the answer it describes: wait
  * `delay_ns` (benchmark requests only) and send `status`, `content_type` and the body. Keeping the
- * routing here means both paths answer every path, method and error the same way. */
+ * routing here means both paths answer every path, method and error the same way.
+ *
+ * The request-target a protocol path hands over is origin-form ("/p?q", raw as received) or "*"
+ * (OPTIONS only); HTTP/1 reduces an absolute-form target to origin-form in its parser (http1_parse.h).
+ * Anything else (an empty or absolute HTTP/2 :path, "*" with another method) gets 400, CONNECT 501.
+ * The path (not the query) is percent-decoded here, once for every protocol, before it is matched
+ * against /wait/<ms>, /stats, /metrics and /healthz: a malformed escape or %00 gets 400. Every
+ * escape decodes, %2F included ("/wait%2F5" is "/wait/5", as nginx treats it); the query is matched
+ * raw. */
 #ifndef MOCKUPSTREAM_HANDLER_H
 #define MOCKUPSTREAM_HANDLER_H
 
@@ -20,10 +28,14 @@ struct handler_context {
     const struct stats_segment *stats;
 };
 
+/* Longest decoded path prefix the router looks at: longer than any route ("/wait/" and 12 digits),
+ * so a path cut to it can match none by mistake. A stack buffer in handler_route. */
+#define HANDLER_ROUTE_PATH_MAX_BYTES 64
+
 struct handler_request {
     const char *method;
     size_t method_len;
-    const char *path; /* request target, with query */
+    const char *path; /* request target in origin-form (or "*"), with query, not yet percent-decoded */
     size_t path_len;
     enum stats_listener listener; /* STATS_LISTENER_STATS serves control paths only */
 };

@@ -46,6 +46,169 @@ static bool is_token(const char *s, size_t len)
     return true;
 }
 
+/* RFC 3986 reg-name characters: unreserved / sub-delims ('%' escapes are checked apart). Host
+ * values are checked byte by byte on every request, hence a table. */
+static const bool reg_name_table[256] = {
+    ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+    ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true,
+    ['!'] = true, ['$'] = true, ['&'] = true, ['\''] = true, ['('] = true, [')'] = true, ['*'] = true,
+    ['+'] = true, [','] = true, [';'] = true, ['='] = true,
+};
+
+/* Inside "[...]": IPv6address and IPvFuture use hex digits, ':', '.', 'v' and (IPvFuture)
+ * unreserved / sub-delims: a superset is accepted, nothing else. */
+static const bool ip_literal_table[256] = {
+    ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+    ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true, [':'] = true,
+    ['!'] = true, ['$'] = true, ['&'] = true, ['\''] = true, ['('] = true, [')'] = true, ['*'] = true,
+    ['+'] = true, [','] = true, [';'] = true, ['='] = true,
+};
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* True if s[0..len) is made of `table` characters and well-formed "%HH" escapes. */
+static bool chars_valid(const char *s, size_t len, const bool table[256])
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            if (len - i < 3 || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return false;
+            i += 2;
+        } else if (!table[(unsigned char)s[i]]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* RFC 9110 7.2 / RFC 3986 3.2.2-3.2.3: uri-host [ ":" port ], where uri-host is an [IP-literal] or
+ * a reg-name (which covers IPv4address). No userinfo: '@' is not a reg-name character. An empty
+ * value is valid (RFC 9112 3.2 lets a client send an empty Host); a port without a host is not. */
+static bool authority_is_valid(const char *s, size_t len)
+{
+    if (len == 0)
+        return true;
+    size_t i;
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (close == NULL || close == s + 1 || !chars_valid(s + 1, (size_t)(close - s - 1), ip_literal_table))
+            return false;
+        i = (size_t)(close - s) + 1;
+    } else {
+        /* one pass up to the port, this runs on every request's Host: a tight table loop, and the
+         * byte that stops it is either the port's ':', an escape (rare) or invalid */
+        i = 0;
+        for (;;) {
+            while (i < len && reg_name_table[(unsigned char)s[i]])
+                i++;
+            if (i == len || s[i] != '%')
+                break;
+            if (len - i < 3 || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return false;
+            i += 3;
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == len)
+        return true;
+    if (s[i] != ':')
+        return false;
+    for (i++; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* True if every '%' in the path part (before any '?') starts a "%HH" escape other than %00 (a NUL
+ * would cut the decoded path short for C code). The router decodes (handler.h) and refuses the same
+ * escapes; checking here too makes them a malformed request-line, refused before any routing, with
+ * the connection closed. The query is not checked: the router never decodes it, and clients send
+ * bare '%' in query strings. */
+static bool path_escapes_valid(const char *target, size_t len)
+{
+    const char *p = memchr(target, '%', len);
+    if (p == NULL)
+        return true; /* the common case: one memchr */
+    const char *query = memchr(target, '?', len);
+    const char *end = query ? query : target + len;
+    for (; p != NULL && p < end; p = memchr(p, '%', (size_t)(end - p))) {
+        if (end - p < 3 || !is_hex(p[1]) || !is_hex(p[2]) || (p[1] == '0' && p[2] == '0'))
+            return false;
+        p += 3;
+    }
+    return true;
+}
+
+static bool prefix_equals_ci(const char *s, size_t len, const char *lower_prefix)
+{
+    size_t n = strlen(lower_prefix);
+    return len >= n && token_equals(s, n, lower_prefix);
+}
+
+/* Checks the request-target (RFC 9112 3.2) and reduces an absolute-form one to its path and query,
+ * taking its authority. Returns 0, or -1 (400). The method is known not to be CONNECT. */
+static int target_parse(struct http1_request *req)
+{
+    const char *t = req->path;
+    size_t len = req->path_len;
+    if (t[0] == '/')
+        return path_escapes_valid(t, len) ? 0 : -1;
+    if (len == 1 && t[0] == '*') /* methods are case-sensitive (RFC 9110 9.1) */
+        return req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0 ? 0 : -1;
+    size_t scheme_len;
+    if (prefix_equals_ci(t, len, "http://"))
+        scheme_len = strlen("http://");
+    else if (prefix_equals_ci(t, len, "https://"))
+        scheme_len = strlen("https://");
+    else
+        return -1;
+    const char *authority = t + scheme_len;
+    size_t rest = len - scheme_len, authority_len = 0;
+    while (authority_len < rest && authority[authority_len] != '/' && authority[authority_len] != '?')
+        authority_len++;
+    /* RFC 9110 4.2.1: an http(s) URI with an empty host is invalid; 4.2.4: userinfo is an error */
+    if (authority_len == 0 || !authority_is_valid(authority, authority_len))
+        return -1;
+    req->authority = authority;
+    req->authority_len = authority_len;
+    const char *path = authority + authority_len;
+    size_t path_len = rest - authority_len;
+    if (path_len == 0 || path[0] == '?') {
+        req->path = "/";
+        req->path_len = 1;
+        return 0;
+    }
+    req->path = path;
+    req->path_len = path_len;
+    return path_escapes_valid(path, path_len) ? 0 : -1;
+}
+
+/* True if the request line at buf (after the one empty line picohttpparser skips) is, or is already
+ * known to be, longer than HTTP1_MAX_REQUEST_LINE_BYTES. One memchr over at most the limit; used
+ * when picohttpparser has not parsed the line (a parsed one is measured from its pointers). */
+static bool request_line_too_long(const char *buf, size_t len)
+{
+    if (len >= 2 && buf[0] == '\r' && buf[1] == '\n') {
+        buf += 2;
+        len -= 2;
+    } else if (len >= 1 && buf[0] == '\n') {
+        buf++;
+        len--;
+    }
+    size_t window = len < HTTP1_MAX_REQUEST_LINE_BYTES + 2 ? len : HTTP1_MAX_REQUEST_LINE_BYTES + 2;
+    /* without a LF yet, the line is at least the bytes seen, less a CR that may turn out to end it */
+    const char *lf = memchr(buf, '\n', window);
+    const char *end = lf ? lf : buf + window;
+    size_t line_len = (size_t)(end - buf);
+    if (line_len > 0 && end[-1] == '\r')
+        line_len--;
+    return line_len > HTTP1_MAX_REQUEST_LINE_BYTES;
+}
+
 static void trim(const char **s, size_t *len)
 {
     while (*len && (**s == ' ' || **s == '\t')) {
@@ -87,16 +250,6 @@ static int parse_content_length(const char *value, size_t len, uint64_t *out)
     return 0;
 }
 
-static bool path_is_valid(const char *path, size_t len)
-{
-    if (len == 0)
-        return false;
-    if (path[0] == '/' || (len == 1 && path[0] == '*'))
-        return true;
-    /* absolute-form, as proxies send it */
-    return (len > 7 && memcmp(path, "http://", 7) == 0) || (len > 8 && memcmp(path, "https://", 8) == 0);
-}
-
 static int refuse(int *error_status, int status)
 {
     *error_status = status;
@@ -112,6 +265,12 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
     memset(req, 0, sizeof(*req));
     int head = phr_parse_request(buf, scan_len, &req->method, &req->method_len, &req->path, &req->path_len,
                                  &req->minor_version, headers, &num_headers, 0);
+    /* A long line is 414 whether or not it is otherwise well-formed or complete, so it is checked
+     * before any other refusal. A parsed line is "METHOD SP target SP HTTP/1.x" exactly (h2o 2.2.5's
+     * picohttpparser takes one space between them): its length is known without a scan. */
+    if (head > 0 ? (size_t)(req->path + req->path_len - req->method) + strlen(" HTTP/1.1") > HTTP1_MAX_REQUEST_LINE_BYTES
+                 : request_line_too_long(buf, scan_len))
+        return refuse(error_status, 414);
     if (head == -2)
         return scan_len == HTTP1_MAX_HEAD_BYTES ? refuse(error_status, 431) : -2;
     if (head < 0) {
@@ -120,9 +279,15 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             return refuse(error_status, 431);
         return refuse(error_status, 400);
     }
-    if (!is_token(req->method, req->method_len) || !path_is_valid(req->path, req->path_len) ||
-        (req->minor_version != 0 && req->minor_version != 1))
+    if (!is_token(req->method, req->method_len) || req->path_len == 0 || (req->minor_version != 0 && req->minor_version != 1))
         return refuse(error_status, 400);
+    /* RFC 9110 9.3.6: CONNECT asks for a tunnel, which an origin server does not make. Refused before
+     * its authority-form target is looked at, so any CONNECT gets the same clear answer. */
+    if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
+        return refuse(error_status, 501);
+    if (target_parse(req) != 0)
+        return refuse(error_status, 400);
+    bool absolute_form = req->authority != NULL;
     req->head_bytes = (size_t)head;
     req->keep_alive = req->minor_version == 1;
 
@@ -150,9 +315,18 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
                 return refuse(error_status, 501);
             have_transfer_encoding = true;
         } else if (token_equals(h->name, h->name_len, "host")) {
-            if (have_host)
+            /* RFC 9112 3.2: two Host lines or an invalid value is a 400, even when an absolute-form
+             * target's authority replaces it */
+            const char *v = h->value;
+            size_t v_len = h->value_len;
+            trim(&v, &v_len);
+            if (have_host || !authority_is_valid(v, v_len))
                 return refuse(error_status, 400);
             have_host = true;
+            if (!absolute_form) {
+                req->authority = v;
+                req->authority_len = v_len;
+            }
         } else if (token_equals(h->name, h->name_len, "connection")) {
             if (list_contains(h->value, h->value_len, "close"))
                 req->keep_alive = false;
@@ -172,6 +346,9 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             have_h2_settings = true;
         }
     }
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 had no Host: still served) */
+    if (!have_host && req->minor_version == 1)
+        return refuse(error_status, 400);
     /* Both framings at once is the classic request-smuggling shape: refuse rather than pick one. */
     if (have_length && have_transfer_encoding)
         return refuse(error_status, 400);

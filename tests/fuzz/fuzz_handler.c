@@ -41,6 +41,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(res.delay_ns <= cfg.max_delay_ns);
     assert(!(res.is_control && res.delay_ns != 0));
     assert(res.body != NULL || res.body_len == 0);
+    /* a benchmark answer only for origin-form targets (and OPTIONS "*"), never for CONNECT */
+    if (res.status == 200 && !res.is_control)
+        assert(req.path_len > 0 && (req.path[0] == '/' || (req.path_len == 1 && req.path[0] == '*')));
+    if (req.method_len == 7 && memcmp(req.method, "CONNECT", 7) == 0)
+        assert(res.status == 501);
     handler_response_release(&res);
     return 0;
 }
