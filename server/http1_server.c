@@ -334,7 +334,8 @@ static void flush_output(struct http1_conn *conn)
         return;
     }
     size_t written = (size_t)n, from_head = written < out->head_len ? written : out->head_len;
-    memmove(out->head, out->head + from_head, out->head_len - from_head);
+    if (from_head != 0) /* head is NULL once written: memmove(NULL, ...) is undefined even for 0 bytes */
+        memmove(out->head, out->head + from_head, out->head_len - from_head);
     out->head_len -= from_head;
     out->body += written - from_head;
     out->body_len -= written - from_head;
