@@ -18,7 +18,10 @@ SANITIZED = os.environ.get("MOCKUPSTREAM_SANITIZED") == "1"
 # Sanitizer builds are several times slower; tests scale their time bounds by this.
 SLOWDOWN = 3.0 if SANITIZED else 1.0
 
-SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+# A worker that died of a sanitizer report exits 99 (the exitcode set below): the master logs that
+# even when the report itself went astray.
+SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
+                               r"|exited with status 99")
 
 
 def free_port(host="127.0.0.1"):
