@@ -8,6 +8,7 @@
 #   make run      deps-run + build + run with defaults
 #   make test     deps + both builds + unit tests + integration suite on both builds
 #   make fuzz     run every fuzz harness for FUZZ_SECONDS each
+#   make image-test  build docker/Dockerfile with podman on a local bookworm-slim base and run it (root)
 #   make bench    side-by-side benchmark against nginx echo_sleep (tools/bench)
 
 VERSION   := 0.2.0
@@ -40,7 +41,7 @@ PYTHON ?= /usr/bin/python3
 TOOLS_SRC  := $(wildcard tools/*.c)
 TOOLS_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOLS_SRC))
 
-.PHONY: all asan plain deps deps-build deps-run run test unit integration fuzz fuzz-quick bench clean
+.PHONY: all asan plain deps deps-build deps-run run test unit integration fuzz fuzz-quick bench clean image-test
 
 all: $(BUILD)/mockupstream $(TOOLS_BINS)
 
@@ -107,7 +108,13 @@ test: deps
 	$(MAKE) all asan plain
 	$(MAKE) unit
 	$(MAKE) fuzz-quick
+	@if [ -n "$$CI" ] || { [ "$$(id -u)" = 0 ] && command -v podman >/dev/null; }; then $(MAKE) image-test; \
+	  else echo "image-test: skipped (needs root and podman from make deps)"; fi
 	$(PYTHON) tests/run.py --binary $(BUILD)/mockupstream --asan-binary $(ASAN_DIR)/mockupstream
+
+# The real image: base debootstrapped once into $(BUILD)/image-base/, podman on a private store.
+image-test: deps
+	bash tests/image/test_image.sh $(BUILD)
 
 bench: deps all
 	$(PYTHON) tools/bench $(BENCH_ARGS)
