@@ -1,7 +1,6 @@
 """/stats, /metrics and /healthz: exact totals across workers and protocols, a strict check of the
 Prometheus text format, held-request gauges, the stats-only listener, scraping under load, worker
-death, and tools/mockstat."""
-import json
+death (tools/mockstat is tested in test_mockstat.py)."""
 import os
 import re
 import signal
@@ -14,8 +13,6 @@ import urllib.request
 import httpclient as hc
 from mockserver import SLOWDOWN, free_port, run, wait_for_port
 from testcase import ServerTestCase
-
-MOCKSTAT = os.path.join(os.path.dirname(__file__), "../../tools/mockstat")
 
 METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
@@ -170,29 +167,3 @@ class StatsTest(ServerTestCase):
         self.assertGreaterEqual(after["requests"]["total"], before["requests"]["total"])
         self.assertGreaterEqual(after["workers"][0]["restarts"], 1)
         self.assertEqual(after["held"]["now"], 0)
-
-
-class MockstatTest(ServerTestCase):
-    def test_lines_once_and_errors(self):
-        srv = self.server("--delay", "1ms")
-        load = subprocess.Popen(["h2load", "-c", "2", "-m", "2", "-D", "3", srv.url + "/"], stdout=subprocess.DEVNULL)
-        try:
-            r = run([MOCKSTAT, srv.url, "--count", "2", "--interval", "0.5"])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            lines = r.stdout.strip().splitlines()
-            self.assertEqual(len(lines), 3)
-            self.assertTrue(lines[0].split()[:2] == ["time", "req/s"])
-            for line in lines[1:]:
-                fields = line.split()
-                self.assertGreater(float(fields[1]), 0)  # req/s under load
-            r = run([MOCKSTAT, srv.url, "--once", "--interval", "0.5"])
-            doc = json.loads(r.stdout)
-            for key in ("requests_per_second", "held", "connections_open", "lateness_p50_seconds", "lateness_p99_seconds",
-                        "worker_requests_per_second", "errors_per_second"):
-                self.assertIn(key, doc)
-            self.assertGreater(doc["requests_per_second"], 0)
-            self.assertLess(doc["lateness_p99_seconds"], 0.05 * SLOWDOWN)
-        finally:
-            load.wait(timeout=30)
-        self.assertEqual(run([MOCKSTAT, f"http://127.0.0.1:{free_port()}", "--once"]).returncode, 1)
-        self.assertEqual(run([MOCKSTAT, "--bogus"]).returncode, 2)
