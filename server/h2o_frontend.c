@@ -3,12 +3,15 @@
 #include <h2o/http1.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/time.h>
 #include <string.h>
 
 #include "clock.h"
 #include "h2o_glue.h"
+#include "h2o_limits.h"
 #include "handler.h"
+#include "http1_parse.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -88,6 +91,8 @@ static void send_response(struct h2o_frontend *frontend, h2o_req_t *req, const s
 static void on_held_due(struct delay_entry *entry, uint64_t now_ns)
 {
     struct h2o_held *held = H2O_STRUCT_FROM_MEMBER(struct h2o_held, entry, entry);
+    /* called from the delay queue, outside h2o's loop: without this, Date would be as old as the hold */
+    h2o_glue_clock_refresh(held->frontend->loop);
     worker_hold_released(held->frontend->worker, entry, now_ns);
     send_response(held->frontend, held->req, &held->response);
 }
@@ -98,6 +103,67 @@ static void on_held_dispose(void *p)
     if (delay_entry_is_queued(&held->entry))
         worker_hold_cancel(held->frontend->worker, &held->entry);
     handler_response_release(&held->response);
+}
+
+/* Answers `text` with `status` at once: a refusal is never held for the delay. */
+static void refuse(struct h2o_frontend *frontend, h2o_req_t *req, bool control_only, int status, const char *text, size_t text_len)
+{
+    struct handler_response refusal = {.status = status, .reason = handler_reason_phrase(status), .is_control = control_only,
+                                       .is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")),
+                                       .content_type = "text/plain", .body = text, .body_len = text_len};
+    send_response(frontend, req, &refusal);
+}
+
+static bool is_connection_specific(const h2o_iovec_t *name)
+{
+    /* RFC 9113 8.2.2, and HTTP2-Settings, which only means something on an HTTP/1.1 Upgrade */
+    return name == &H2O_TOKEN_CONNECTION->buf || name == &H2O_TOKEN_KEEP_ALIVE->buf || name == &H2O_TOKEN_TRANSFER_ENCODING->buf ||
+           name == &H2O_TOKEN_UPGRADE->buf || name == &H2O_TOKEN_HTTP2_SETTINGS->buf ||
+           h2o_memis(name->base, name->len, H2O_STRLIT("proxy-connection"));
+}
+
+/* What h2o 2.2.5 does not check on an HTTP/2 request, or checked by ending the whole connection (see
+ * h2o_glue_init). Each finding is counted once per request. Returns 0 to serve the request (a
+ * connection-specific field is ignored, as nginx does), or the status to refuse it with and the text
+ * naming the problem. */
+static int http2_request_check(struct stats_worker_slot *slot, h2o_req_t *req, const char **text, size_t *text_len)
+{
+    const char *header_list_refusal = h2o_glue_header_list_refusal(req, text_len);
+    if (header_list_refusal != NULL) {
+        stats_add(&slot->protocol_violations[STATS_VIOLATION_HTTP2_HEADER_LIST_TOO_LARGE], 1);
+        *text = header_list_refusal;
+        return 431;
+    }
+    bool connection_specific = false, te_not_trailers = false, has_host = false;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *field = &req->headers.entries[i];
+        if (field->name == &H2O_TOKEN_TE->buf)
+            te_not_trailers |= !h2o_lcstris(field->value.base, field->value.len, H2O_STRLIT("trailers"));
+        else if (field->name == &H2O_TOKEN_HOST->buf)
+            has_host |= field->value.len != 0;
+        else
+            connection_specific |= is_connection_specific(field->name);
+    }
+    bool missing_authority = (h2o_glue_authority_was_absent(req) || req->input.authority.len == 0) && !has_host;
+    bool empty_path = req->input.path.len == 0;
+    if (connection_specific)
+        stats_add(&slot->protocol_violations[STATS_VIOLATION_HTTP2_CONNECTION_SPECIFIC_HEADER], 1);
+    if (te_not_trailers)
+        stats_add(&slot->protocol_violations[STATS_VIOLATION_HTTP2_TE_NOT_TRAILERS], 1);
+    if (missing_authority)
+        stats_add(&slot->protocol_violations[STATS_VIOLATION_HTTP2_MISSING_AUTHORITY], 1);
+    if (empty_path)
+        stats_add(&slot->protocol_violations[STATS_VIOLATION_HTTP2_EMPTY_PATH], 1);
+    if (empty_path)
+        *text = "bad request: empty :path (RFC 9113 8.3.1: it must not be empty for http or https URIs)\n";
+    else if (missing_authority)
+        *text = "bad request: neither :authority nor host (RFC 9113 8.3.1: the request must name its host)\n";
+    else if (te_not_trailers)
+        *text = "bad request: te other than \"trailers\" (RFC 9113 8.2.2: it is the only value allowed in HTTP/2)\n";
+    else
+        return 0;
+    *text_len = strlen(*text);
+    return 400;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -113,6 +179,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         .listener = handler->control_only ? STATS_LISTENER_STATS : (is_tls(req) ? STATS_LISTENER_TLS : STATS_LISTENER_HTTP),
     };
     struct handler_response response;
+    if (req->version >= 0x200) {
+        const char *text;
+        size_t text_len;
+        int status = http2_request_check(worker->slot, req, &text, &text_len);
+        if (status != 0) {
+            refuse(frontend, req, handler->control_only, status, text, text_len);
+            return 0;
+        }
+    }
     if (req->entity.len > worker->config->max_body_bytes) {
         struct handler_response too_large = {.status = 413, .reason = handler_reason_phrase(413), .content_type = "text/plain",
                                              .body = "413 Payload Too Large\n", .is_head = false};
@@ -155,6 +230,7 @@ static void register_handler(h2o_globalconf_t *conf, const struct config *cfg, b
     conf->http1.req_timeout = cfg->idle_timeout_ns / NS_PER_MS;
     conf->http2.idle_timeout = cfg->idle_timeout_ns / NS_PER_MS;
     conf->http2.graceful_shutdown_timeout = cfg->drain_timeout_ns / NS_PER_MS;
+    h2o_limits_configure(conf, cfg); /* streams per connection, TLS handshake timeout */
     h2o_hostconf_t *host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     struct mock_handler *handler = (struct mock_handler *)h2o_create_handler(path, sizeof(*handler));
@@ -165,6 +241,9 @@ static void register_handler(h2o_globalconf_t *conf, const struct config *cfg, b
 int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct config *cfg, char *err, size_t err_size)
 {
     memset(shared, 0, sizeof(*shared));
+    /* HTTP/2 header lists get the limits of the cleartext HTTP/1.1 head (name + value bytes) */
+    if (h2o_glue_init(HTTP1_MAX_HEAD_BYTES, HTTP1_MAX_HEADERS, err, err_size) != 0)
+        return -1;
     register_handler(&shared->benchmark_conf, cfg, false);
     register_handler(&shared->control_conf, cfg, true);
     if (cfg->tls_cert_path != NULL) {
@@ -247,11 +326,14 @@ static h2o_socket_t *socket_for(struct h2o_frontend *frontend, int fd, enum stat
 
 void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind)
 {
+    /* h2o_accept arms the TLS handshake timeout (or HTTP/1's request timeout) from h2o's clock */
+    h2o_glue_clock_refresh(frontend->loop);
     h2o_accept(&frontend->accept_ctx[kind], socket_for(frontend, fd, kind));
 }
 
 void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listener kind, const char *bytes, size_t len)
 {
+    h2o_glue_clock_refresh(frontend->loop);
     h2o_socket_t *sock = socket_for(frontend, fd, kind);
     if (len != 0) {
         h2o_iovec_t room = h2o_buffer_reserve(&sock->input, len);
@@ -267,6 +349,7 @@ void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listen
 
 void h2o_frontend_flush(struct h2o_frontend *frontend)
 {
+    h2o_glue_clock_refresh(frontend->loop);
     if (h2o_glue_has_pending_work(frontend->loop))
         h2o_glue_run_until_idle(frontend->loop);
     uint64_t wait_ms = h2o_glue_next_timeout_ms(frontend->loop);
@@ -283,8 +366,47 @@ void h2o_frontend_flush(struct h2o_frontend *frontend)
     }
 }
 
+static int compare_ids(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(const void *const *)a, y = (uintptr_t)*(const void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Remembers which HTTP/2 connections were open when the drain began: those get h2o's two GOAWAYs.
+ * Out of memory, nothing is remembered and the drain does not wait for them (as before it did). */
+static void snapshot_drain_connections(struct h2o_frontend *frontend)
+{
+    size_t benchmark = h2o_glue_http2_connections(&frontend->benchmark_ctx, NULL, 0);
+    size_t control = h2o_glue_http2_connections(&frontend->control_ctx, NULL, 0);
+    if (benchmark + control == 0 || frontend->drain_connections != NULL)
+        return;
+    frontend->drain_connections = malloc((benchmark + control) * sizeof(*frontend->drain_connections));
+    if (frontend->drain_connections == NULL)
+        return;
+    h2o_glue_http2_connections(&frontend->benchmark_ctx, frontend->drain_connections, benchmark);
+    h2o_glue_http2_connections(&frontend->control_ctx, frontend->drain_connections + benchmark, control);
+    frontend->drain_connection_count = benchmark + control;
+    qsort(frontend->drain_connections, frontend->drain_connection_count, sizeof(*frontend->drain_connections), compare_ids);
+}
+
 void h2o_frontend_request_shutdown(struct h2o_frontend *frontend)
 {
+    /* the final GOAWAY of each HTTP/2 connection follows on a 1 s timer armed from h2o's clock */
+    h2o_glue_clock_refresh(frontend->loop);
     h2o_context_request_shutdown(&frontend->benchmark_ctx);
     h2o_context_request_shutdown(&frontend->control_ctx);
+    snapshot_drain_connections(frontend);
+}
+
+bool h2o_frontend_drained(struct h2o_frontend *frontend)
+{
+    /* h2o keeps its connections oldest first, so once the oldest is not one of the snapshot, none is */
+    h2o_context_t *contexts[] = {&frontend->benchmark_ctx, &frontend->control_ctx};
+    for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++) {
+        const void *oldest = h2o_glue_http2_oldest_connection(contexts[i]);
+        if (oldest != NULL && frontend->drain_connections != NULL &&
+            bsearch(&oldest, frontend->drain_connections, frontend->drain_connection_count, sizeof(oldest), compare_ids) != NULL)
+            return false;
+    }
+    return true;
 }

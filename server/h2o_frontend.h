@@ -9,6 +9,7 @@
 #define MOCKUPSTREAM_H2O_FRONTEND_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ struct h2o_frontend {
     h2o_accept_ctx_t accept_ctx[STATS_LISTENER_COUNT];
     ev_io epoll_watcher;
     ev_timer timeout_watcher;
+    /* the HTTP/2 connections open when the drain began (sorted ids, see h2o_frontend_drained) */
+    const void **drain_connections;
+    size_t drain_connection_count;
 };
 
 /* Builds the shared configuration. Returns 0, or -1 with one line in err (e.g. a bad certificate)
@@ -56,7 +60,16 @@ void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listen
 /* Runs h2o's queued work and arms the libev timer for h2o's next timeout; call before blocking. */
 void h2o_frontend_flush(struct h2o_frontend *frontend);
 
-/* Drain: HTTP/1 responses from now on carry Connection: close, HTTP/2 connections get GOAWAY. */
+/* Drain: HTTP/1 responses from now on carry Connection: close, HTTP/2 connections get GOAWAY. h2o
+ * 2.2.5 sends a first GOAWAY naming stream 2^31-1 at once and, a second later (RFC 9113 6.8), the
+ * final one naming the last stream it accepted; a connection closes after that when its streams are
+ * done. */
 void h2o_frontend_request_shutdown(struct h2o_frontend *frontend);
+
+/* True once every HTTP/2 connection open at h2o_frontend_request_shutdown has had its final GOAWAY
+ * written and has closed; a draining worker must not exit before (unless its drain deadline passes).
+ * A connection h2o takes on after that (a TLS handshake or h2c hand-over that was under way) gets no
+ * GOAWAY from h2o 2.2.5 and is not waited for: it closes when the worker exits. */
+bool h2o_frontend_drained(struct h2o_frontend *frontend);
 
 #endif

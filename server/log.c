@@ -7,6 +7,13 @@
 
 /* Set once per process right after fork; not shared between processes. */
 static char log_role[32] = "mockupstream";
+/* Where log_msg writes: fd 2, or the real stderr once stderr_limit owns fd 2 (set once per worker). */
+static int log_fd = STDERR_FILENO;
+
+void log_set_fd(int fd)
+{
+    log_fd = fd;
+}
 
 void log_set_role(const char *role)
 {
@@ -24,6 +31,6 @@ void log_msg(const char *fmt, ...)
     size_t len = strlen(line);
     line[len++] = '\n';
     /* one write per line so lines from several workers do not interleave */
-    ssize_t ignored = write(STDERR_FILENO, line, len);
+    ssize_t ignored = write(log_fd, line, len);
     (void)ignored;
 }

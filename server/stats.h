@@ -32,6 +32,21 @@ enum stats_listener {
     STATS_LISTENER_COUNT,
 };
 
+/* Requests that broke a protocol rule, by kind, so a benchmarker learns what their client does wrong.
+ * Each is handled on its own request: served anyway (the rule is one nginx does not enforce either)
+ * or refused with a 4xx on that request only, never by closing a connection other requests share.
+ * A request is counted once per kind it shows. */
+enum stats_violation {
+    /* HTTP/2 request with connection, keep-alive, proxy-connection, transfer-encoding, upgrade or
+     * http2-settings (RFC 9113 8.2.2 calls it malformed): the fields are ignored, the request served */
+    STATS_VIOLATION_HTTP2_CONNECTION_SPECIFIC_HEADER,
+    STATS_VIOLATION_HTTP2_TE_NOT_TRAILERS,       /* `te` other than "trailers" (RFC 9113 8.2.2): 400 */
+    STATS_VIOLATION_HTTP2_MISSING_AUTHORITY,     /* neither :authority nor host (RFC 9113 8.3.1): 400 */
+    STATS_VIOLATION_HTTP2_EMPTY_PATH,            /* empty :path (RFC 9113 8.3.1): 400 */
+    STATS_VIOLATION_HTTP2_HEADER_LIST_TOO_LARGE, /* decoded header list past the HTTP/1.1 limits: 431 */
+    STATS_VIOLATION_COUNT,
+};
+
 /* Status classes 1xx..5xx map to 0..4. */
 #define STATS_CODE_CLASS_COUNT 5
 
@@ -54,6 +69,8 @@ struct stats_worker_slot {
     uint64_t control_requests;
     /* requests whose client went away while they were held */
     uint64_t requests_cancelled;
+    /* requests that broke a protocol rule, by kind (also counted in `requests` by their status) */
+    uint64_t protocol_violations[STATS_VIOLATION_COUNT];
 
     /* requests waiting for their delay right now, and the highest that has been */
     uint64_t held_now;

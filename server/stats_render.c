@@ -11,11 +11,19 @@
 static const char *const protocol_names[STATS_PROTOCOL_COUNT] = {"http1", "http2"};
 static const char *const listener_names[STATS_LISTENER_COUNT] = {"http", "tls", "stats"};
 static const char *const code_names[STATS_CODE_CLASS_COUNT] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+static const char *const violation_names[STATS_VIOLATION_COUNT] = {
+    [STATS_VIOLATION_HTTP2_CONNECTION_SPECIFIC_HEADER] = "http2_connection_specific_header",
+    [STATS_VIOLATION_HTTP2_TE_NOT_TRAILERS] = "http2_te_not_trailers",
+    [STATS_VIOLATION_HTTP2_MISSING_AUTHORITY] = "http2_missing_authority",
+    [STATS_VIOLATION_HTTP2_EMPTY_PATH] = "http2_empty_path",
+    [STATS_VIOLATION_HTTP2_HEADER_LIST_TOO_LARGE] = "http2_header_list_too_large",
+};
 
 /* A snapshot of every counter summed over the running workers' slots. */
 struct stats_totals {
     uint64_t requests[STATS_PROTOCOL_COUNT][2][STATS_CODE_CLASS_COUNT];
     uint64_t requests_total, control_requests, requests_cancelled;
+    uint64_t protocol_violations[STATS_VIOLATION_COUNT];
     uint64_t held_now, held_peak;
     uint64_t accepted[STATS_LISTENER_COUNT], closed[STATS_LISTENER_COUNT];
     uint64_t fd_exhausted, request_body_bytes, response_body_bytes;
@@ -59,6 +67,8 @@ static void totals_collect(const struct stats_segment *segment, struct stats_tot
                 }
         t->control_requests += stats_read(&slot->control_requests);
         t->requests_cancelled += stats_read(&slot->requests_cancelled);
+        for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
+            t->protocol_violations[v] += stats_read(&slot->protocol_violations[v]);
         t->held_now += stats_read(&slot->held_now);
         t->held_peak += stats_read(&slot->held_peak);
         for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
@@ -193,6 +203,10 @@ void stats_render_json(const struct stats_segment *segment, struct strbuf *out)
     strbuf_appendf(out, "},\"cancelled\":%llu}", (unsigned long long)t.requests_cancelled);
     strbuf_appendf(out, ",\"control_requests\":%llu", (unsigned long long)t.control_requests);
     strbuf_appendf(out, ",\"held\":{\"now\":%llu,\"peak\":%llu}", (unsigned long long)t.held_now, (unsigned long long)t.held_peak);
+    strbuf_append_str(out, ",\"protocol_violations\":{");
+    for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
+        strbuf_appendf(out, "%s\"%s\":%llu", v ? "," : "", violation_names[v], (unsigned long long)t.protocol_violations[v]);
+    strbuf_append_str(out, "}");
 
     uint64_t accepted = 0, closed = 0;
     for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
@@ -403,6 +417,12 @@ void stats_render_prometheus(const struct stats_segment *segment, struct strbuf 
             for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++)
                 strbuf_appendf(out, "mockupstream_requests_total{protocol=\"%s\",tls=\"%s\",code=\"%s\"} %llu\n", protocol_names[p],
                                tls ? "true" : "false", code_names[c], (unsigned long long)t.requests[p][tls][c]);
+
+    family_header(out, "mockupstream_protocol_violations_total",
+                  "Requests that broke a protocol rule, by kind (served anyway, or refused on that request alone).", "counter");
+    for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
+        strbuf_appendf(out, "mockupstream_protocol_violations_total{kind=\"%s\"} %llu\n", violation_names[v],
+                       (unsigned long long)t.protocol_violations[v]);
 
     const struct {
         const char *name;

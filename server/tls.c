@@ -55,5 +55,10 @@ SSL_CTX *tls_context_create(const char *cert_path, const char *key_path, char *e
     if (SSL_CTX_check_private_key(ctx) != 1)
         return tls_fail(ctx, err, err_size, "--tls-key: does not match the certificate", key_path);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    /* Resumption by ticket only (stateless: any worker can resume what another issued). OpenSSL's
+     * built-in session cache is per process, so with SO_REUSEPORT spreading reconnects over the
+     * workers it would mostly miss, while every full handshake paid to insert into it. nginx's
+     * default ("ssl_session_cache none") makes the same choice. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return ctx;
 }

@@ -13,7 +13,9 @@
 
 #include "clock.h"
 #include "h2o_frontend.h"
+#include "h2o_limits.h"
 #include "log.h"
+#include "stderr_limit.h"
 
 /* Accepts per readiness callback: enough to empty a burst, few enough to keep serving others. */
 #define ACCEPT_BATCH 64
@@ -170,7 +172,8 @@ static void drain_check(struct worker *worker)
     }
     if (worker->drain_quiet_since_ns == 0)
         worker->drain_quiet_since_ns = now_ns;
-    if (open_connections(worker) == 0 || now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS ||
+    if (open_connections(worker) == 0 ||
+        (now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS && h2o_frontend_drained(worker->h2o)) ||
         now_ns >= worker->drain_deadline_ns)
         drain_finish(worker, WORKER_EXIT_OK);
 }
@@ -215,6 +218,7 @@ static void on_before_block(struct ev_loop *loop, ev_prepare *watcher, int reven
 {
     struct worker *worker = watcher->data;
     delay_queue_fire_due(&worker->delays);
+    h2o_limits_before_block(worker->h2o_limits); /* guard new HTTP/2 connections before h2o reads more */
     h2o_frontend_flush(worker->h2o);
     if (worker->draining)
         drain_check(worker);
@@ -261,11 +265,15 @@ void worker_main(const struct worker_setup *setup)
     worker->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (worker->loop == NULL)
         worker_fail("libev", "no epoll backend");
+    if (stderr_limit_start(worker->loop, err, sizeof(err)) != 0) /* before h2o can write to fd 2 */
+        worker_fail("stderr", err);
     if (delay_queue_init(&worker->delays, worker->loop) != 0)
         worker_fail("timerfd", strerror(errno));
     worker->h2o = calloc(1, sizeof(*worker->h2o));
     if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker, setup->h2o_shared, err, sizeof(err)) != 0)
         worker_fail("h2o", worker->h2o ? err : "out of memory");
+    if ((worker->h2o_limits = h2o_limits_start(worker->loop, worker->h2o, setup->config, err, sizeof(err))) == NULL)
+        worker_fail("h2o limits", err);
     if (http1_server_init(&worker->http1, worker, setup->h2o_shared->ssl_ctx) != 0)
         worker_fail("http1", "out of memory");
 

@@ -17,6 +17,7 @@
 #include "stats.h"
 
 struct h2o_frontend;
+struct h2o_limits;
 struct h2o_frontend_shared;
 
 /* Exit statuses of a worker process, read by the master. */
@@ -48,6 +49,7 @@ struct worker {
     struct ev_loop *loop;
     struct delay_queue delays;
     struct h2o_frontend *h2o;   /* HTTP/2 and TLS */
+    struct h2o_limits *h2o_limits; /* bounds h2o 2.2.5 lacks (h2o_limits.h) */
     struct http1_server http1;  /* cleartext HTTP/1.1 */
 
     struct worker_listener listeners[CONFIG_MAX_LISTENERS];
