@@ -67,9 +67,17 @@ $(ASAN_DIR)/mockupstream: $(SERVER_SRC) $(SERVER_HDR) Makefile
 	@mkdir -p $(ASAN_DIR)
 	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -DMOCKUPSTREAM_SANITIZED=1 -o $@ $(SERVER_SRC) $(LIBS_COMMON)
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_SRC) $(SERVER_HDR) tests/unit/unit.h Makefile
+# Unit tests link the server's objects compiled once (ASan + UBSan), not every source per test.
+UNIT_OBJS := $(patsubst server/%.c,$(BUILD)/unit/obj/%.o,$(LIB_SRC))
+.SECONDARY: $(UNIT_OBJS)
+
+$(BUILD)/unit/obj/%.o: server/%.c $(SERVER_HDR) Makefile
+	@mkdir -p $(BUILD)/unit/obj
+	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_OBJS) tests/unit/unit.h Makefile
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -Itests/unit -o $@ $< $(LIB_SRC) $(LIBS_COMMON)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_FLAGS) -Itests/unit -o $@ $< $(UNIT_OBJS) $(LIBS_COMMON)
 
 # libFuzzer needs clang; harnesses link the same server objects (minus main.c).
 $(FUZZ_DIR)/%: tests/fuzz/%.c $(LIB_SRC) $(SERVER_HDR) Makefile
@@ -105,8 +113,8 @@ fuzz: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
 
 test: deps
-	$(MAKE) all asan plain
-	$(MAKE) unit
+	$(MAKE) -j2 all asan plain
+	$(MAKE) -j2 unit
 	$(MAKE) fuzz-quick
 	@if [ -n "$$CI" ] || { [ "$$(id -u)" = 0 ] && command -v podman >/dev/null; }; then $(MAKE) image-test; \
 	  else echo "image-test: skipped (needs root and podman from make deps)"; fi
