@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from mockserver import SLOWDOWN, run
+from mockserver import SLOWDOWN, run, self_signed_cert  # noqa: F401 (re-exported for the tests)
 
 BODY = b"Hello world!\n"
 
@@ -255,12 +255,3 @@ class HeldRequests:
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
         return self.results
-
-
-def self_signed_cert(directory):
-    """A throwaway RSA certificate and key for 127.0.0.1/localhost; returns (cert, key) paths."""
-    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
-    return cert, key

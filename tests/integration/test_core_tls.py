@@ -1,31 +1,14 @@
 """TLS listener with a throwaway self-signed certificate: ALPN picks h2 or http/1.1, nghttp over
 https, plain and TLS listeners side by side, and the certificate served is the one configured."""
-import shutil
 import ssl
 import socket
-import tempfile
 
 import clients as c
 from mockserver import SLOWDOWN, free_port, run, wait_for_port
-from testcase import ServerTestCase
+from testcase import TlsServerTestCase
 
 
-class TlsTest(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="mockupstream-tls-")
-        cls.cert, cls.key = c.self_signed_cert(cls.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def tls_server(self, *args, **kw):
-        port = free_port()
-        srv = self.server("--tls-listen", f"127.0.0.1:{port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
-        self.assertTrue(wait_for_port("127.0.0.1", port), srv.output())
-        return srv, port
-
+class TlsTest(TlsServerTestCase):
     def test_alpn_negotiates_h2_and_http11(self):
         srv, port = self.tls_server("--delay", "0")
         url = f"https://127.0.0.1:{port}/tls"

@@ -5,20 +5,18 @@ HPACK decompression bombs. Every case runs on h2c (prior knowledge) and on h2 ov
 Frames are written and read here, HPACK by python3-hpack, except the bombs' header blocks, which no
 encoder would make and are put together byte by byte."""
 import email.utils
-import shutil
 import signal
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 
 import hpack
 
 import clients as c
-from mockserver import SANITIZED, SLOWDOWN, free_port, wait_for_port
-from testcase import ServerTestCase
+from mockserver import SANITIZED, SLOWDOWN
+from testcase import TlsServerTestCase
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
@@ -180,11 +178,6 @@ class H2:
         return s
 
 
-def tls_cert_dir():
-    d = tempfile.mkdtemp(prefix="mockupstream-h2guards-")
-    return d, c.self_signed_cert(d)
-
-
 def worker_rss_bytes(server):
     """Resident memory of the server's worker processes (VmRSS summed)."""
     total = 0
@@ -229,20 +222,10 @@ REF_NEWEST = b"\xbe"  # indexed field 62: the newest dynamic-table entry
 RSS_GROWTH_BOUND_BYTES = (32 if SANITIZED else 8) << 20
 
 
-class H2GuardsTest(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir, (cls.cert, cls.key) = tls_cert_dir()
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
+class H2GuardsTest(TlsServerTestCase):
     def both(self, *args, **kw):
         """A server with an h2c listener and a TLS listener; returns (server, [(label, port, tls)])."""
-        tls_port = free_port()
-        srv = self.server("--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
-        self.assertTrue(wait_for_port("127.0.0.1", tls_port), srv.output())
+        srv, tls_port = self.tls_server(*args, **kw)
         return srv, [("h2c", srv.port, False), ("h2-tls", tls_port, True)]
 
     # ---- fault 1: h2o's clock after a quiet spell ----

@@ -14,19 +14,17 @@ Hostile clients are raw frames (h2wire.py); well-behaved ones are curl, nghttp a
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import ssl
 import struct
-import tempfile
 import time
 import urllib.request
 
 import clients as c
 import h2wire as w
-from mockserver import BIN, SLOWDOWN, free_port, run, wait_for_port
-from testcase import ServerTestCase
+from mockserver import BIN, SLOWDOWN, free_port, run
+from testcase import TlsServerTestCase
 
 REQUEST_TIMEOUT_S = 2.0
 # How late a stalled connection may be closed: the sweep runs every 0.5 s and looks back one sweep.
@@ -61,21 +59,10 @@ def stats_at(port):
         return json.loads(r.read())
 
 
-class H2LimitsTest(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="mockupstream-h2limits-")
-        cls.cert, cls.key = c.self_signed_cert(cls.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
+class H2LimitsTest(TlsServerTestCase):
     def h2_server(self, *args, **kw):
         """A server with a cleartext and a TLS listener; returns it and [(label, tls, port)]."""
-        tls_port = free_port()
-        srv = self.server("--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
-        self.assertTrue(wait_for_port("127.0.0.1", tls_port), srv.output())
+        srv, tls_port = self.tls_server(*args, **kw)
         return srv, [("h2c", False, srv.port), ("h2 over TLS", True, tls_port)]
 
     def assert_closed_at_request_timeout(self, conn, what):

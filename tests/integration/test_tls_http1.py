@@ -6,18 +6,16 @@ issue 10: handshakes after an idle pause longer than the handshake timeout, ALPN
 protocol, slow or stalled clients bounded by --request-timeout, a ClientHello in pieces, draining,
 the Date of a held response, delays that are never early, partial writes of large responses."""
 import os
-import shutil
 import signal
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from email.utils import parsedate_to_datetime
 
 import clients as c
-from mockserver import SLOWDOWN, free_port, wait_for_port
-from testcase import ServerTestCase
+from mockserver import SLOWDOWN
+from testcase import TlsServerTestCase
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -54,22 +52,7 @@ def worker_cpu_seconds(pid):
     return total
 
 
-class TlsHttp1Test(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="mockupstream-tls1-")
-        cls.cert, cls.key = c.self_signed_cert(cls.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def tls_server(self, *args, **kw):
-        port = free_port()
-        srv = self.server("--tls-listen", f"127.0.0.1:{port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
-        self.assertTrue(wait_for_port("127.0.0.1", port), srv.output())
-        return srv, port
-
+class TlsHttp1Test(TlsServerTestCase):
     def conn(self, port, **kw):
         return c.TlsConn("127.0.0.1", port, **kw)
 

@@ -135,6 +135,15 @@ class MockServer:
         return False
 
 
+def self_signed_cert(directory):
+    """A throwaway RSA certificate and key for 127.0.0.1/localhost; returns (cert, key) paths."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 def run(cmd, timeout_s=30, **kw):
     """Run a client command; returns CompletedProcess with text output."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s * SLOWDOWN, **kw)

@@ -1,7 +1,9 @@
 """Base class for integration tests: owns the servers a test starts and checks them at the end."""
+import shutil
+import tempfile
 import unittest
 
-from mockserver import MockServer
+from mockserver import MockServer, free_port, self_signed_cert, wait_for_port
 
 
 class ServerTestCase(unittest.TestCase):
@@ -31,3 +33,25 @@ class ServerTestCase(unittest.TestCase):
                 print(f"\n----- server log ({' '.join(s.command())}) -----\n{s.output()[-6000:]}\n-----")
             if errors:
                 self.fail("sanitizer reported: " + "; ".join(errors[:5]))
+
+
+class TlsServerTestCase(ServerTestCase):
+    """A ServerTestCase whose servers may have a TLS listener: one throwaway certificate per class
+    (self.cert, self.key), and tls_server() to start a server with its cleartext and a TLS listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cert_dir = tempfile.mkdtemp(prefix="mockupstream-tls-")
+        cls.cert, cls.key = self_signed_cert(cls.cert_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.cert_dir, ignore_errors=True)
+
+    def tls_server(self, *args, **kw):
+        """Starts a server with a TLS listener on a free port besides its cleartext one (server.port)
+        and waits until the TLS port accepts; returns (server, tls_port)."""
+        port = free_port()
+        srv = self.server("--tls-listen", f"127.0.0.1:{port}", "--tls-cert", self.cert, "--tls-key", self.key, *args, **kw)
+        self.assertTrue(wait_for_port("127.0.0.1", port), srv.output())
+        return srv, port
