@@ -72,6 +72,7 @@ struct http1_conn {
     bool processing;                  /* inside process_input: do not re-enter it */
     bool read_paused;
     bool first_read_peeked;           /* the connection's first bytes were checked for HTTP/2 */
+    bool rcvlowat_raised;             /* TLS: SO_RCVLOWAT set while waiting for the whole ClientHello */
 };
 
 enum timeout_list_id { TIMEOUT_NONE, TIMEOUT_IDLE, TIMEOUT_REQUEST };
@@ -192,12 +193,8 @@ static void conn_close(struct http1_conn *conn)
 {
     struct worker *worker = conn->server->worker;
     ev_io_stop(worker->loop, &conn->watcher);
-    if (delay_entry_is_queued(&conn->held)) {
-        if (conn->state == CONN_TLS_HELLO)
-            delay_queue_cancel(&worker->delays, &conn->held); /* a ClientHello retry, not a request */
-        else
-            worker_hold_cancel(worker, &conn->held);
-    }
+    if (delay_entry_is_queued(&conn->held))
+        worker_hold_cancel(worker, &conn->held);
     timeout_remove(conn);
     SSL *ssl = conn_ssl(conn);
     if (ssl != NULL)
@@ -339,8 +336,15 @@ static void flush_output(struct http1_conn *conn)
     out->head_len -= from_head;
     out->body += written - from_head;
     out->body_len -= written - from_head;
-    if (out->head_len == 0 && out->body_len == 0)
+    if (out->head_len == 0 && out->body_len == 0) {
         response_done(conn);
+        return;
+    }
+    /* A client that reads, however slowly, keeps its connection (nginx's send_timeout does the same):
+     * --request-timeout runs from the last progress, so a large body to a slow reader is not cut
+     * off, while one that stops reading is closed. O(1): the connection moves to the list's tail. */
+    if (written != 0)
+        timeout_add(&conn->server->request, conn, clock_monotonic_ns());
 }
 
 /* ---- responses ---- */
@@ -716,17 +720,19 @@ static void on_readable(struct http1_conn *conn)
 
 /* ---- TLS set-up: choose the path from the ClientHello, then the handshake ---- */
 
-/* How soon to look again at a ClientHello that has arrived only in part (rare: one larger than a
- * TCP segment, sent in pieces). Polling keeps the bytes unread, so h2o can still be handed the
- * connection whole; the request timeout, running since accept, bounds how long this may go on. */
-#define TLS_HELLO_RETRY_NS (1 * NS_PER_MS)
-
 static void tls_handshake_step(struct http1_conn *conn);
 
-static void on_tls_hello_retry(struct delay_entry *entry, uint64_t now_ns)
+/* Readiness only once `bytes` are in the socket (SO_RCVLOWAT, honoured by TCP's poll). A ClientHello
+ * that arrives in pieces must stay unread (so h2o can still be handed the connection whole), and a
+ * level-triggered watcher would otherwise report the same unread bytes again and again: a client
+ * sending half a hello and going silent would cost a CPU per few hundred connections. With the
+ * mark set it costs nothing until the rest arrives, the client leaves (EOF is always readable) or
+ * the request timeout, running since accept, closes it. */
+static int conn_set_rcvlowat(struct http1_conn *conn, size_t bytes)
 {
-    struct http1_conn *conn = (struct http1_conn *)((char *)entry - offsetof(struct http1_conn, held));
-    conn_set_events(conn, EV_READ);
+    int value = bytes > INT32_MAX ? INT32_MAX : (int)bytes;
+    conn->rcvlowat_raised = value > 1;
+    return setsockopt(conn->watcher.fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
 }
 
 /* Peeks at the ClientHello: a client offering h2 goes to h2o unread, any other is served here. */
@@ -742,14 +748,20 @@ static void tls_hello_route(struct http1_conn *conn)
         return;
     }
     bool offers_h2 = false;
-    switch (tls_hello_offers_h2((const unsigned char *)server->scratch, (size_t)n, &offers_h2)) {
-    case TLS_HELLO_INCOMPLETE:
-        /* level-triggered readiness would spin on the bytes we leave unread: look again shortly */
-        conn_set_events(conn, 0);
-        conn->held.on_due = on_tls_hello_retry;
-        if (delay_queue_push(&worker->delays, &conn->held, TLS_HELLO_RETRY_NS, clock_monotonic_ns()) != 0)
+    size_t want_bytes = 0;
+    enum tls_hello_result hello = tls_hello_offers_h2((const unsigned char *)server->scratch, (size_t)n, &offers_h2, &want_bytes);
+    if (hello == TLS_HELLO_INCOMPLETE && want_bytes <= server->scratch_size) {
+        if (conn_set_rcvlowat(conn, want_bytes) != 0)
             conn_close(conn);
         return;
+    }
+    if (conn->rcvlowat_raised && conn_set_rcvlowat(conn, 1) != 0) {
+        conn_close(conn);
+        return;
+    }
+    switch (hello) {
+    case TLS_HELLO_INCOMPLETE: /* more than the peek buffer would hold: let OpenSSL refuse it */
+        break;
     case TLS_HELLO_PARSED:
         if (offers_h2) {
             ev_io_stop(worker->loop, &conn->watcher);

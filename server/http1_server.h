@@ -9,7 +9,8 @@
  * speak HTTP/2 is handed to h2o: unread if its first bytes (peeked) are the prior-knowledge preface
  * or an Upgrade: h2c request, else with the bytes read so far (an upgrade after HTTP/1.1 requests).
  * Timeouts: `--idle-timeout` between requests; `--request-timeout` from the first byte of a request
- * to its last, and for writing a response to a client that does not read. */
+ * to its last, for a TLS handshake from accept, and for writing a response from the last write that
+ * made progress (a client that stops reading is closed, a slow one is not). */
 #ifndef MOCKUPSTREAM_HTTP1_SERVER_H
 #define MOCKUPSTREAM_HTTP1_SERVER_H
 

@@ -77,22 +77,30 @@ static enum tls_hello_result parse_client_hello(struct reader body, bool *offers
     return extensions.failed || body.failed ? TLS_HELLO_UNPARSABLE : TLS_HELLO_PARSED;
 }
 
-enum tls_hello_result tls_hello_offers_h2(const unsigned char *buf, size_t len, bool *offers_h2)
+enum tls_hello_result tls_hello_offers_h2(const unsigned char *buf, size_t len, bool *offers_h2, size_t *want_bytes)
 {
     /* Reassemble handshake bytes from consecutive handshake records until the ClientHello is whole. */
     unsigned char hello[4 + TLS_HELLO_MAX_BYTES];
     size_t have = 0, need = 4; /* the handshake header first, then its stated length */
     size_t off = 0;
     *offers_h2 = false;
+    *want_bytes = 0;
     while (have < need) {
-        if (len - off < RECORD_HEADER_BYTES)
+        if (len - off < RECORD_HEADER_BYTES) {
+            *want_bytes = off + RECORD_HEADER_BYTES;
+            /* what has come of the header must already look like TLS: do not wait on garbage */
+            if ((len > off && buf[off] != RECORD_TYPE_HANDSHAKE) || (len > off + 1 && buf[off + 1] != 3))
+                return TLS_HELLO_UNPARSABLE;
             return TLS_HELLO_INCOMPLETE;
+        }
         const unsigned char *record = buf + off;
         size_t record_len = ((size_t)record[3] << 8) | record[4];
-        if (record[0] != RECORD_TYPE_HANDSHAKE || record[1] != 3 || record_len == 0)
+        if (record[0] != RECORD_TYPE_HANDSHAKE || record[1] != 3 || record_len == 0 || record_len > TLS_HELLO_MAX_RECORD_BYTES)
             return TLS_HELLO_UNPARSABLE;
-        if (len - off - RECORD_HEADER_BYTES < record_len)
+        if (len - off - RECORD_HEADER_BYTES < record_len) {
+            *want_bytes = off + RECORD_HEADER_BYTES + record_len;
             return TLS_HELLO_INCOMPLETE;
+        }
         const unsigned char *payload = record + RECORD_HEADER_BYTES;
         for (size_t i = 0; i < record_len && have < need; i++) {
             hello[have++] = payload[i];

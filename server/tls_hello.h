@@ -15,14 +15,18 @@
 
 /* Largest ClientHello body looked at (real ones are 0.2-2 KiB; post-quantum key shares ~1.8 KiB). */
 #define TLS_HELLO_MAX_BYTES (16 * 1024)
+/* Largest TLS record (RFC 8446 5.1: 2^14 bytes of plaintext); a longer one is not TLS. */
+#define TLS_HELLO_MAX_RECORD_BYTES 16384
 
 enum tls_hello_result {
-    TLS_HELLO_INCOMPLETE, /* the ClientHello is not all there yet: peek again when more arrives */
+    TLS_HELLO_INCOMPLETE, /* the ClientHello is not all there yet: peek again once *want_bytes arrived */
     TLS_HELLO_PARSED,     /* *offers_h2 says whether "h2" is in the ALPN list */
     TLS_HELLO_UNPARSABLE, /* not a ClientHello we can read (not TLS, malformed, too large) */
 };
 
-/* Looks at the first `len` bytes a client sent. Never reads past buf[len). */
-enum tls_hello_result tls_hello_offers_h2(const unsigned char *buf, size_t len, bool *offers_h2);
+/* Looks at the first `len` bytes a client sent. Never reads past buf[len). With
+ * TLS_HELLO_INCOMPLETE, *want_bytes (> len) is how many bytes from the start must have arrived
+ * before another look can get further: the end of the record header or record it stopped in. */
+enum tls_hello_result tls_hello_offers_h2(const unsigned char *buf, size_t len, bool *offers_h2, size_t *want_bytes);
 
 #endif

@@ -171,6 +171,34 @@ class TlsHttp1Test(TlsServerTestCase):
             conn.send(b"Host: x\r\n\r\n")
             self.assertEqual(conn.read_response().status, 200)
 
+    def test_half_sent_client_hellos_cost_no_cpu(self):
+        # Each connection sends a record header promising 512 bytes and 6 of them, then goes silent.
+        # Polling for the rest (1 ms) took both workers to 95% CPU with 200 of them.
+        srv, port = self.tls_server("--workers", "1", "--request-timeout", "30s")
+        hello = client_hello_bytes(["http/1.1"])
+        stalled = []
+        try:
+            for _ in range(200):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+                s.sendall(hello[:11])
+                stalled.append(s)
+            time.sleep(0.3)
+            cpu_before = worker_cpu_seconds(srv.proc.pid)
+            time.sleep(2)
+            self.assertLess(worker_cpu_seconds(srv.proc.pid) - cpu_before, 0.1 * SLOWDOWN)
+            # the rest of a hello still wakes the server: one of them completes its handshake
+            first = stalled[0]
+            first.sendall(hello[11:])
+            # (the handshake itself cannot finish on a raw socket; the ServerHello coming back shows
+            # the connection was routed and served)
+            first.settimeout(5 * SLOWDOWN)
+            self.assertEqual(first.recv(1), b"\x16")
+            with self.conn(port) as conn:  # and everyone else is served meanwhile
+                self.assertEqual(conn.request("GET", "/").status, 200)
+        finally:
+            for s in stalled:
+                s.close()
+
     def test_client_hello_in_pieces_is_routed_by_its_alpn(self):
         srv, port = self.tls_server("--delay", "0")
         for alpn in (["http/1.1"], ["h2", "http/1.1"]):
@@ -221,6 +249,43 @@ class TlsHttp1Test(TlsServerTestCase):
         self.assertEqual(r.status, 200)
         sent = parsedate_to_datetime(r.header("date")).timestamp()
         self.assertLess(abs(received - sent), 1.5, r.header("date"))
+
+    def test_request_timeout_runs_from_the_last_progress_of_a_response(self):
+        # A 16 MiB body (more than the kernel's send buffer takes: the server holds the rest) read
+        # with pauses takes ~2 s, beyond --request-timeout 1s: a reader that keeps reading is served
+        # whole; one that stops is closed about a second after its last read.
+        size = 16 * 1024 * 1024
+        srv, port = self.tls_server("--workers", "1", "--delay", "0", "--body-size", "16m", "--request-timeout", "1s")
+        for conn in (self.conn(port), c.Conn.to(srv)):
+            with conn:
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                conn.send(c.raw_request("GET", "/"))
+                head = conn._until(b"\r\n\r\n")
+                self.assertIn(b"Content-Length: %d" % size, head)
+                got, started = len(conn.buf), time.monotonic()
+                conn.buf = b""
+                while got < size:
+                    chunk = conn.sock.recv(min(1 << 20, size - got))
+                    self.assertTrue(chunk, f"closed after {got} bytes, {time.monotonic() - started:.1f} s")
+                    if (got + len(chunk)) >> 20 != got >> 20:
+                        time.sleep(0.12)  # 16 pauses: ~2 s in all, never 1 s without reading
+                    got += len(chunk)
+                self.assertGreater(time.monotonic() - started, 1.5)  # it did outlast the timeout
+        with self.conn(port) as stalled:
+            stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            stalled.send(c.raw_request("GET", "/"))
+            stalled._until(b"\r\n\r\n")
+            stalled.sock.recv(65536)
+            stopped = time.monotonic()
+            time.sleep(2.5 * SLOWDOWN)  # stops reading: the server gives up after --request-timeout
+            received = 0
+            stalled.sock.settimeout(5 * SLOWDOWN)
+            try:
+                while (chunk := stalled.sock.recv(1 << 20)):
+                    received += len(chunk)
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+            self.assertLess(received, size, time.monotonic() - stopped)
 
     def test_delays_are_never_early_and_pipelining_keeps_order(self):
         srv, port = self.tls_server("--workers", "1", "--delay", "20ms")

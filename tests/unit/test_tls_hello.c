@@ -83,9 +83,16 @@ static void records(struct bytes *out, const struct bytes *hs, size_t record_max
     }
 }
 
+static size_t want; /* the last call's *want_bytes */
+
+static enum tls_hello_result parse_len(const unsigned char *data, size_t len, bool *h2)
+{
+    return tls_hello_offers_h2(data, len, h2, &want);
+}
+
 static enum tls_hello_result parse(const struct bytes *b, bool *h2)
 {
-    return tls_hello_offers_h2(b->data, b->len, h2);
+    return parse_len(b->data, b->len, h2);
 }
 
 #define ALPN_H2_H1 "\x02h2\x08http/1.1"
@@ -123,11 +130,17 @@ static void test_every_split_point_is_incomplete(void)
     bool h2;
     client_hello(&hs, ALPN_H2_H1, sizeof(ALPN_H2_H1) - 1, 300, 1);
     records(&wire, &hs, 16384);
-    int wrong = 0;
-    for (size_t len = 0; len < wire.len; len++)
-        if (tls_hello_offers_h2(wire.data, len, &h2) != TLS_HELLO_INCOMPLETE)
+    int wrong = 0, wrong_want = 0;
+    size_t record_end = wire.len; /* one record: the whole hello */
+    for (size_t len = 0; len < wire.len; len++) {
+        if (parse_len(wire.data, len, &h2) != TLS_HELLO_INCOMPLETE)
             wrong++;
+        /* it asks for exactly what it needs next: the record header, then the whole record */
+        if (want != (len < 5 ? 5 : record_end))
+            wrong_want++;
+    }
     CHECK(wrong == 0);
+    CHECK(wrong_want == 0);
     /* and bytes after the hello (the client's next flight) do not change the answer */
     put_u8(&wire, 20);
     CHECK(parse(&wire, &h2) == TLS_HELLO_PARSED && h2);
@@ -142,7 +155,7 @@ static void test_hello_across_records(void)
         records(&wire, &hs, record_max);
         h2 = false;
         CHECK(parse(&wire, &h2) == TLS_HELLO_PARSED && h2);
-        CHECK(tls_hello_offers_h2(wire.data, wire.len - 1, &h2) == TLS_HELLO_INCOMPLETE);
+        CHECK(parse_len(wire.data, wire.len - 1, &h2) == TLS_HELLO_INCOMPLETE && want == wire.len);
     }
 }
 
@@ -151,7 +164,14 @@ static void test_refusals(void)
     struct bytes hs, wire;
     bool h2;
     const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK(tls_hello_offers_h2((const unsigned char *)http, strlen(http), &h2) == TLS_HELLO_UNPARSABLE);
+    CHECK(parse_len((const unsigned char *)http, strlen(http), &h2) == TLS_HELLO_UNPARSABLE);
+    /* not TLS from the first byte: refused at once, not waited for */
+    CHECK(parse_len((const unsigned char *)http, 1, &h2) == TLS_HELLO_UNPARSABLE);
+    unsigned char tls_then_garbage[] = {22, 9};
+    CHECK(parse_len(tls_then_garbage, 2, &h2) == TLS_HELLO_UNPARSABLE);
+    /* a record longer than TLS allows is not waited for either */
+    unsigned char huge_record[] = {22, 3, 1, 0xff, 0xff, 1, 0, 0};
+    CHECK(parse_len(huge_record, sizeof(huge_record), &h2) == TLS_HELLO_UNPARSABLE);
 
     client_hello(&hs, ALPN_H2_H1, sizeof(ALPN_H2_H1) - 1, 0, 1);
     hs.data[0] = 2; /* ServerHello */
@@ -172,7 +192,7 @@ static void test_refusals(void)
 
     /* a zero-length record */
     unsigned char empty_record[] = {22, 3, 1, 0, 0};
-    CHECK(tls_hello_offers_h2(empty_record, sizeof(empty_record), &h2) == TLS_HELLO_UNPARSABLE);
+    CHECK(parse_len(empty_record, sizeof(empty_record), &h2) == TLS_HELLO_UNPARSABLE);
 }
 
 int main(void)
