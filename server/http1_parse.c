@@ -250,8 +250,10 @@ static int parse_content_length(const char *value, size_t len, uint64_t *out)
     return 0;
 }
 
-static int refuse(int *error_status, int status)
+/* Sets the status and the one-line reason (a static string) of a refusal; returns -1. */
+static int refuse(struct http1_request *req, int *error_status, int status, const char *reason)
 {
+    req->refusal_reason = reason;
     *error_status = status;
     return -1;
 }
@@ -270,23 +272,23 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
      * picohttpparser takes one space between them): its length is known without a scan. */
     if (head > 0 ? (size_t)(req->path + req->path_len - req->method) + strlen(" HTTP/1.1") > HTTP1_MAX_REQUEST_LINE_BYTES
                  : request_line_too_long(buf, scan_len))
-        return refuse(error_status, 414);
+        return refuse(req, error_status, 414, "request line longer than 8 KiB");
     if (head == -2)
-        return scan_len == HTTP1_MAX_HEAD_BYTES ? refuse(error_status, 431) : -2;
+        return scan_len == HTTP1_MAX_HEAD_BYTES ? refuse(req, error_status, 431, "request head larger than 64 KiB") : -2;
     if (head < 0) {
         /* picohttpparser also fails when the header array is full: that is "too many headers" */
         if (num_headers == HTTP1_MAX_HEADERS)
-            return refuse(error_status, 431);
-        return refuse(error_status, 400);
+            return refuse(req, error_status, 431, "more than 100 header fields");
+        return refuse(req, error_status, 400, "malformed request line or header field");
     }
     if (!is_token(req->method, req->method_len) || req->path_len == 0 || (req->minor_version != 0 && req->minor_version != 1))
-        return refuse(error_status, 400);
+        return refuse(req, error_status, 400, "bad method, empty target or HTTP version other than 1.0 and 1.1");
     /* RFC 9110 9.3.6: CONNECT asks for a tunnel, which an origin server does not make. Refused before
      * its authority-form target is looked at, so any CONNECT gets the same clear answer. */
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
-        return refuse(error_status, 501);
+        return refuse(req, error_status, 501, "CONNECT: this server makes no tunnels");
     if (target_parse(req) != 0)
-        return refuse(error_status, 400);
+        return refuse(req, error_status, 400, "bad request target (allowed: /path, http(s)://host/path, * with OPTIONS; valid %-escapes, no %00)");
     bool absolute_form = req->authority != NULL;
     req->head_bytes = (size_t)head;
     req->keep_alive = req->minor_version == 1;
@@ -297,11 +299,11 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
         const struct phr_header *h = &headers[i];
         /* a NULL name is an obsolete line folding (continuation line): refused, as RFC 9112 allows */
         if (h->name == NULL || !is_token(h->name, h->name_len))
-            return refuse(error_status, 400);
+            return refuse(req, error_status, 400, "obsolete line folding or a bad header field name");
         if (token_equals(h->name, h->name_len, "content-length")) {
             uint64_t n;
             if (parse_content_length(h->value, h->value_len, &n) != 0 || (have_length && n != req->content_length))
-                return refuse(error_status, 400);
+                return refuse(req, error_status, 400, "Content-Length not a number, or two that differ");
             have_length = true;
             req->content_length = n;
         } else if (token_equals(h->name, h->name_len, "transfer-encoding")) {
@@ -310,9 +312,9 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             size_t v_len = h->value_len;
             trim(&v, &v_len);
             if (have_transfer_encoding)
-                return refuse(error_status, 400);
+                return refuse(req, error_status, 400, "Transfer-Encoding given twice");
             if (!token_equals(v, v_len, "chunked"))
-                return refuse(error_status, 501);
+                return refuse(req, error_status, 501, "Transfer-Encoding other than chunked");
             have_transfer_encoding = true;
         } else if (token_equals(h->name, h->name_len, "host")) {
             /* RFC 9112 3.2: two Host lines or an invalid value is a 400, even when an absolute-form
@@ -321,7 +323,7 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             size_t v_len = h->value_len;
             trim(&v, &v_len);
             if (have_host || !authority_is_valid(v, v_len))
-                return refuse(error_status, 400);
+                return refuse(req, error_status, 400, "two Host fields, or a Host that is not host[:port]");
             have_host = true;
             if (!absolute_form) {
                 req->authority = v;
@@ -338,7 +340,7 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             size_t v_len = h->value_len;
             trim(&v, &v_len);
             if (!token_equals(v, v_len, "100-continue"))
-                return refuse(error_status, 417);
+                return refuse(req, error_status, 417, "Expect other than 100-continue");
             req->expect_continue = req->minor_version == 1;
         } else if (token_equals(h->name, h->name_len, "upgrade")) {
             upgrade_to_h2c = list_contains(h->value, h->value_len, "h2c");
@@ -348,12 +350,12 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
     }
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 had no Host: still served) */
     if (!have_host && req->minor_version == 1)
-        return refuse(error_status, 400);
+        return refuse(req, error_status, 400, "HTTP/1.1 request without Host");
     /* Both framings at once is the classic request-smuggling shape: refuse rather than pick one. */
     if (have_length && have_transfer_encoding)
-        return refuse(error_status, 400);
+        return refuse(req, error_status, 400, "Transfer-Encoding together with Content-Length");
     if (have_transfer_encoding && req->minor_version == 0)
-        return refuse(error_status, 400);
+        return refuse(req, error_status, 400, "Transfer-Encoding in HTTP/1.0");
     if (have_transfer_encoding)
         req->body_kind = HTTP1_BODY_CHUNKED;
     else if (have_length && req->content_length > 0)

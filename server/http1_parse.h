@@ -70,6 +70,7 @@ struct http1_request {
     bool keep_alive;           /* persistent after this request (version default, Connection header) */
     bool expect_continue;      /* Expect: 100-continue */
     bool upgrade_h2c;          /* Upgrade: h2c with HTTP2-Settings: hand the connection to HTTP/2 */
+    const char *refusal_reason; /* with -1: why, one line for the answer's body (a static string) */
 };
 
 /* The start of an HTTP/2 prior-knowledge connection preface. */

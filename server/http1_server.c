@@ -436,12 +436,13 @@ static bool send_handler_response(struct http1_conn *conn, const struct handler_
     return conn_write(conn, server->error_head.data, server->error_head.len, res->body, body_len, false);
 }
 
-/* A request the parser refused: answer and close once written. */
-static void send_refusal(struct http1_conn *conn, int status)
+/* A request the parser refused: answer (the body says why, so a client author can tell which rule
+ * their client broke) and close once written. */
+static void send_refusal(struct http1_conn *conn, int status, const char *why)
 {
     struct handler_response res = {.status = status, .reason = handler_reason_phrase(status), .content_type = "text/plain"};
-    char body[96];
-    snprintf(body, sizeof(body), "%d %s\n", status, res.reason);
+    char body[192];
+    snprintf(body, sizeof(body), "%d %s: %s\n", status, res.reason, why);
     res.body = body;
     res.body_len = strlen(body);
     conn->keep_alive = false;
@@ -537,7 +538,8 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
             bool complete;
             ssize_t used = consume_body(conn, buf + off, len - off, &complete);
             if (used < 0) {
-                send_refusal(conn, conn->body_bytes > cfg->max_body_bytes ? 413 : 400);
+                bool too_large = conn->body_bytes > cfg->max_body_bytes;
+                send_refusal(conn, too_large ? 413 : 400, too_large ? "request body larger than --max-body-size" : "malformed chunked body");
                 return -1;
             }
             off += (size_t)used;
@@ -574,7 +576,7 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
             return (ssize_t)off;
         }
         if (head < 0) {
-            send_refusal(conn, error_status);
+            send_refusal(conn, error_status, req.refusal_reason);
             return -1;
         }
         if (req.upgrade_h2c && cleartext) {
@@ -585,7 +587,7 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         conn->keep_alive = req.keep_alive;
         conn->body_bytes = 0;
         if (req.body_kind == HTTP1_BODY_LENGTH && req.content_length > cfg->max_body_bytes) {
-            send_refusal(conn, 413);
+            send_refusal(conn, 413, "Content-Length larger than --max-body-size");
             return -1;
         }
         if (req.body_kind == HTTP1_BODY_NONE) {

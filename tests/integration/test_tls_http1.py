@@ -282,6 +282,21 @@ class TlsHttp1Test(TlsServerTestCase):
                 pass
             self.assertLess(received, size, time.monotonic() - stopped)
 
+    def test_refusals_say_which_rule_was_broken(self):
+        # the same words on both listeners: a client author learns what their client did wrong
+        srv, port = self.tls_server("--delay", "0")
+        cases = ((b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400 Bad Request: two Host fields"),
+                 (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  "400 Bad Request: Transfer-Encoding together with Content-Length"),
+                 (b"GET / HTTP/1.1\r\n\r\n", "400 Bad Request: HTTP/1.1 request without Host"),
+                 (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", "414 URI Too Long: request line longer than 8 KiB"))
+        for raw, expected in cases:
+            for conn in (c.Conn.to(srv), self.conn(port)):
+                with conn:
+                    conn.send(raw)
+                    r = conn.read_response()
+                    self.assertTrue(r.body.decode().startswith(expected), (type(conn).__name__, r.body))
+
     def test_delays_are_never_early_and_pipelining_keeps_order(self):
         srv, port = self.tls_server("--workers", "1", "--delay", "20ms")
         with self.conn(port) as conn:
