@@ -8,7 +8,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 
 #include "arrival.h"
 #include "clock.h"
@@ -213,7 +212,12 @@ static void conn_hand_to_h2o(struct http1_conn *conn, const char *bytes, size_t 
     struct worker *worker = conn->server->worker;
     ev_io_stop(worker->loop, &conn->watcher);
     timeout_remove(conn);
-    h2o_frontend_adopt(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind, bytes, len);
+    /* nothing read yet (h2c preface or Upgrade peeked, a TLS ClientHello offering h2): h2o's own
+     * accept path, which also does the TLS handshake; else h2o starts from what we read */
+    if (len == 0)
+        h2o_frontend_accept(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind);
+    else
+        h2o_frontend_adopt(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind, bytes, len);
     conn_free_output(conn);
     free(conn->saved);
     free(conn->request_target);
@@ -251,11 +255,8 @@ static bool response_done(struct http1_conn *conn)
         /* Let the client see the end of the response before the close; unread input would turn the
          * close into a reset that can destroy the response in flight. */
         SSL *ssl = conn_ssl(conn);
-        if (ssl != NULL) {
-            /* close_notify now, so the SSL_free in conn_close does not try again */
-            SSL_shutdown(ssl);
-            ERR_clear_error();
-        }
+        if (ssl != NULL)
+            tls_io_shutdown(ssl); /* close_notify before the FIN; conn_close does not send it again */
         shutdown(conn->watcher.fd, SHUT_WR);
         conn_close(conn);
         return false;
@@ -683,11 +684,7 @@ static bool hand_over_unread_if_http2(struct http1_conn *conn)
                  (http1_request_parse(server->scratch, (size_t)n, &req, &status) > 0 && req.upgrade_h2c);
     if (!http2)
         return false;
-    struct worker *worker = server->worker;
-    ev_io_stop(worker->loop, &conn->watcher);
-    timeout_remove(conn);
-    h2o_frontend_accept(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind);
-    free(conn);
+    conn_hand_to_h2o(conn, NULL, 0);
     return true;
 }
 
@@ -741,7 +738,6 @@ static int conn_set_rcvlowat(struct http1_conn *conn, size_t bytes)
 static void tls_hello_route(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
-    struct worker *worker = server->worker;
     ssize_t n = recv(conn->watcher.fd, server->scratch, server->scratch_size, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -766,10 +762,7 @@ static void tls_hello_route(struct http1_conn *conn)
         break;
     case TLS_HELLO_PARSED:
         if (offers_h2) {
-            ev_io_stop(worker->loop, &conn->watcher);
-            timeout_remove(conn);
-            h2o_frontend_accept(worker->h2o, conn->watcher.fd, STATS_LISTENER_TLS);
-            free(conn);
+            conn_hand_to_h2o(conn, NULL, 0);
             return;
         }
         break;

@@ -160,10 +160,16 @@ bool tls_io_pending(SSL *ssl)
     return SSL_has_pending(ssl) == 1;
 }
 
-void tls_io_close(SSL *ssl)
+void tls_io_shutdown(SSL *ssl)
 {
-    if (SSL_is_init_finished(ssl))
+    /* once: a second SSL_shutdown would wait for (read) the client's close_notify */
+    if (SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
         SSL_shutdown(ssl); /* one attempt: a client that does not read its socket gets no close_notify */
     ERR_clear_error();
+}
+
+void tls_io_close(SSL *ssl)
+{
+    tls_io_shutdown(ssl);
     SSL_free(ssl);
 }

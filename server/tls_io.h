@@ -53,8 +53,10 @@ ssize_t tls_io_writev(SSL *ssl, const struct iovec *iov, int iov_count);
  * will not signal it again, so the caller must read on without waiting for readiness. */
 bool tls_io_pending(SSL *ssl);
 
-/* Sends close_notify if the socket takes it now (never waits) and frees the SSL object. The caller
- * closes the socket. */
+/* Sends close_notify once, if the socket takes it now (never waits). */
+void tls_io_shutdown(SSL *ssl);
+
+/* tls_io_shutdown, then frees the SSL object. The caller closes the socket. */
 void tls_io_close(SSL *ssl);
 
 #endif
