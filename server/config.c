@@ -8,17 +8,39 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cpus.h"
+#include "distribution.h"
 #include "duration.h"
+#include "fault.h"
+#include "prng.h"
+#include "stats.h"
+
+_Static_assert(CONFIG_MAX_WORKERS == STATS_MAX_WORKERS, "every worker needs a stats slot");
 
 #define DEFAULT_BODY "Hello world!\n"
+#define DEFAULT_BODY_SIZE_TEXT "13" /* --help's default for --body-size: the length of DEFAULT_BODY */
+_Static_assert(sizeof(DEFAULT_BODY) - 1 == 13, "DEFAULT_BODY_SIZE_TEXT must be the length of DEFAULT_BODY");
 #define MAX_RESPONSE_BODY_BYTES (64ull * 1024 * 1024)
 #define MAX_REQUEST_BODY_LIMIT_BYTES (1024ull * 1024 * 1024)
 
-enum option_kind { OPT_DURATION, OPT_UINT, OPT_SIZE, OPT_LISTEN, OPT_PATH, OPT_FLAG };
+enum option_kind {
+    OPT_DURATION,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_LISTEN,
+    OPT_PATH,
+    OPT_FLAG,        /* command line only, no value (--help, --version) */
+    OPT_BOOL,        /* --name alone; in the environment 1/0, true/false, yes/no, on/off */
+    OPT_DELAY_FROM,  /* request | head */
+    OPT_DIST_DELAY,  /* a duration, weighted list or distribution (distribution.h) */
+    OPT_DIST_STATUS, /* a status code or weighted list */
+    OPT_DIST_SIZE,   /* a size, weighted list or distribution */
+    OPT_FAULT,       /* a fault kind or weighted list of kinds (fault.h) */
+};
 
 enum option_id {
     OPT_ID_LISTEN,
@@ -37,6 +59,18 @@ enum option_id {
     OPT_ID_DRAIN_TIMEOUT,
     OPT_ID_BACKLOG,
     OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS,
+    OPT_ID_STATUS,
+    OPT_ID_MAX_RESPONSE_SIZE,
+    OPT_ID_SEED,
+    OPT_ID_SERVER_TIMING,
+    OPT_ID_DELAY_FROM,
+    OPT_ID_NO_REQUEST_CONTROL,
+    OPT_ID_ALLOW_FAULTS,
+    OPT_ID_FAULT,
+    OPT_ID_MAX_REQUESTS_PER_CONNECTION,
+    OPT_ID_MAX_CONNECTION_AGE,
+    OPT_ID_DELAY_PER_HELD,
+    OPT_ID_MAX_HELD,
     OPT_ID_HELP,
     OPT_ID_VERSION,
     OPT_ID_COUNT,
@@ -61,14 +95,15 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
     [OPT_ID_STATS_LISTEN] = {"stats-listen", OPT_LISTEN, "ADDR:PORT", "none",
                              "extra listener serving only /stats, /metrics and /healthz (repeatable)"},
     [OPT_ID_WORKERS] = {"workers", OPT_UINT, "N", "CPUs this process may use (affinity, cgroup quota)", "worker processes", 1,
-                       STATS_MAX_WORKERS},
-    [OPT_ID_DELAY] = {"delay", OPT_DURATION, "DURATION", "10ms", "delay before every response (us, ms, s; bare = ms)", 0,
-                      DURATION_MAX_NS},
-    [OPT_ID_MAX_DELAY] = {"max-delay", OPT_DURATION, "DURATION", "60s", "largest delay /wait/<ms> may ask for", 0,
-                          DURATION_MAX_NS},
+                       CONFIG_MAX_WORKERS},
+    [OPT_ID_DELAY] = {"delay", OPT_DIST_DELAY, "SPEC", "10ms",
+                      "delay before every response: a duration (us, ms, s; bare = ms), a weighted list (1ms:90,50ms:10) "
+                      "or a distribution (uniform:, normal:, lognormal:, pareto:)"},
+    [OPT_ID_MAX_DELAY] = {"max-delay", OPT_DURATION, "DURATION", "60s",
+                          "largest delay a request may ask for; distributions are capped at it", 0, DURATION_MAX_NS},
     [OPT_ID_BODY_FILE] = {"body-file", OPT_PATH, "FILE", "none", "response body read from FILE (at most 64 MiB)"},
-    [OPT_ID_BODY_SIZE] = {"body-size", OPT_SIZE, "BYTES", "13", "response body of BYTES bytes (k, m, g suffixes)", 0,
-                          MAX_RESPONSE_BODY_BYTES},
+    [OPT_ID_BODY_SIZE] = {"body-size", OPT_DIST_SIZE, "SPEC", DEFAULT_BODY_SIZE_TEXT,
+                          "response body size: bytes (k, m, g suffixes), a weighted list or a distribution"},
     [OPT_ID_MAX_BODY_SIZE] = {"max-body-size", OPT_SIZE, "BYTES", "1m", "largest request body accepted (larger: 413)", 0,
                               MAX_REQUEST_BODY_LIMIT_BYTES},
     [OPT_ID_IDLE_TIMEOUT] = {"idle-timeout", OPT_DURATION, "DURATION", "120s", "close keep-alive connections idle this long",
@@ -83,6 +118,34 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
     [OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS] = {"http2-max-concurrent-streams", OPT_UINT, "N", "128",
                                              "HTTP/2 streams a client may have open at once per connection (SETTINGS)", 1,
                                              CONFIG_MAX_HTTP2_STREAMS},
+    [OPT_ID_STATUS] = {"status", OPT_DIST_STATUS, "SPEC", "200",
+                       "status of benchmark responses: a code 200-599 or a weighted list (200:99,503:1)"},
+    [OPT_ID_MAX_RESPONSE_SIZE] = {"max-response-size", OPT_SIZE, "BYTES", "16m",
+                                  "largest body size= or --body-size may ask for (13 bytes to 64m)", 13, MAX_RESPONSE_BODY_BYTES},
+    [OPT_ID_SEED] = {"seed", OPT_UINT, "N", "random (printed at start-up)",
+                     "seed of the per-worker random streams (worker k draws stream k): same seed, same draws", 0, UINT64_MAX},
+    [OPT_ID_SERVER_TIMING] = {"server-timing", OPT_BOOL, NULL, "off",
+                              "add Server-Timing: delay;dur=<applied ms> to benchmark responses"},
+    [OPT_ID_DELAY_FROM] = {"delay-from", OPT_DELAY_FROM, "request|head", "request",
+                           "start the delay when the whole request arrived, or when its head did"},
+    [OPT_ID_NO_REQUEST_CONTROL] = {"no-request-control", OPT_BOOL, NULL, "off",
+                                   "ignore /wait/, /delay/, /status/, delay=, status=, size= and X-Mock-* in requests"},
+    [OPT_ID_ALLOW_FAULTS] = {"allow-faults", OPT_BOOL, NULL, "off",
+                             "honour fault= and X-Mock-Fault (else 403); needed by --fault"},
+    [OPT_ID_FAULT] = {"fault", OPT_FAULT, "SPEC", "none",
+                      "faults for every request: reset, close, hang, partial, garbage, weighted (reset:1,hang:0.5)"},
+    [OPT_ID_MAX_REQUESTS_PER_CONNECTION] = {"max-requests-per-connection", OPT_UINT, "N", "unlimited",
+                                            "Connection: close on a connection's Nth response (HTTP/2: GOAWAY with its Nth stream)",
+                                            1, UINT32_MAX},
+    [OPT_ID_MAX_CONNECTION_AGE] = {"max-connection-age", OPT_DURATION, "DURATION", "unlimited",
+                                   "close a connection with its first response past this age, less up to 10 % (jitter)",
+                                   1000000ull, 24ull * 86400 * 1000000000},
+    [OPT_ID_DELAY_PER_HELD] = {"delay-per-held", OPT_DURATION, "DURATION", "0",
+                               "add this to a benchmark request's delay per request the worker already holds (an overloaded upstream)",
+                               0, 60ull * 1000000000},
+    [OPT_ID_MAX_HELD] = {"max-held", OPT_UINT, "N", "unlimited",
+                         "answer 503 with Retry-After: 1 at once to a request that would wait while the worker holds N", 1,
+                         UINT32_MAX},
     [OPT_ID_HELP] = {"help", OPT_FLAG, NULL, NULL, "print this help and exit"},
     [OPT_ID_VERSION] = {"version", OPT_FLAG, NULL, NULL, "print versions of mockupstream, h2o, libev, jemalloc and exit"},
 };
@@ -326,10 +389,10 @@ static int load_arguments(struct raw_values *raw, int argc, char **argv, bool *f
             return fail(err, err_size, "unknown flag '%s' (see --help for the allowed flags)", arg);
         char source[64];
         snprintf(source, sizeof(source), "--%s", option_specs[id].flag);
-        if (option_specs[id].kind == OPT_FLAG) {
+        if (option_specs[id].kind == OPT_FLAG || option_specs[id].kind == OPT_BOOL) {
             if (inline_value != NULL)
                 return fail(err, err_size, "%s takes no value (got '%s')", source, inline_value + 1);
-            raw->value[id] = "1";
+            raw_set(raw, (enum option_id)id, "1", source, err, err_size);
             continue;
         }
         const char *value = inline_value ? inline_value + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -345,10 +408,10 @@ static int load_arguments(struct raw_values *raw, int argc, char **argv, bool *f
     return 0;
 }
 
-static int convert_number(const struct raw_values *raw, enum option_id id, uint64_t *out, char *err, size_t err_size)
+/* Converts `v` (a value of option `id`, from `source`) within the option's range. */
+static int convert_number_text(enum option_id id, const char *v, const char *source, uint64_t *out, char *err, size_t err_size)
 {
     const struct option_spec *spec = &option_specs[id];
-    const char *v = raw->value[id];
     char min_text[32], max_text[32];
     int ok = 0;
     uint64_t n = 0;
@@ -357,19 +420,19 @@ static int convert_number(const struct raw_values *raw, enum option_id id, uint6
         ok = duration_parse_ns(v, strlen(v), &n) == 0 && n >= spec->min && n <= spec->max;
         if (!ok)
             return fail(err, err_size, "%s: '%s' is not a duration from %s to %s (allowed: e.g. 10ms, 250us, 1.5s; bare numbers are ms)",
-                        raw->source[id], v, duration_format(spec->min, min_text, sizeof(min_text)),
+                        source, v, duration_format(spec->min, min_text, sizeof(min_text)),
                         duration_format(spec->max, max_text, sizeof(max_text)));
         break;
     case OPT_SIZE:
         ok = size_parse_bytes(v, strlen(v), spec->max, &n) == 0 && n >= spec->min;
         if (!ok)
-            return fail(err, err_size, "%s: '%s' is not a size from %llu to %llu bytes (allowed: digits with optional k, m, g)",
-                        raw->source[id], v, (unsigned long long)spec->min, (unsigned long long)spec->max);
+            return fail(err, err_size, "%s: '%s' is not a size from %llu to %llu bytes (allowed: digits with optional k, m, g or KiB, MiB, GiB)",
+                        source, v, (unsigned long long)spec->min, (unsigned long long)spec->max);
         break;
     case OPT_UINT:
         ok = size_parse_bytes(v, strlen(v), spec->max, &n) == 0 && n >= spec->min && strspn(v, "0123456789") == strlen(v);
         if (!ok)
-            return fail(err, err_size, "%s: '%s' is not a whole number from %llu to %llu", raw->source[id], v,
+            return fail(err, err_size, "%s: '%s' is not a whole number from %llu to %llu", source, v,
                         (unsigned long long)spec->min, (unsigned long long)spec->max);
         break;
     default:
@@ -379,15 +442,20 @@ static int convert_number(const struct raw_values *raw, enum option_id id, uint6
     return 0;
 }
 
+static int convert_number(const struct raw_values *raw, enum option_id id, uint64_t *out, char *err, size_t err_size)
+{
+    return convert_number_text(id, raw->value[id], raw->source[id], out, err, err_size);
+}
+
 static int apply_listeners(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
 {
     static const struct {
         enum option_id id;
-        enum stats_listener kind;
+        enum listener_kind kind;
     } listener_options[] = {
-        {OPT_ID_LISTEN, STATS_LISTENER_HTTP},
-        {OPT_ID_TLS_LISTEN, STATS_LISTENER_TLS},
-        {OPT_ID_STATS_LISTEN, STATS_LISTENER_STATS},
+        {OPT_ID_LISTEN, LISTENER_HTTP},
+        {OPT_ID_TLS_LISTEN, LISTENER_TLS},
+        {OPT_ID_STATS_LISTEN, LISTENER_STATS},
     };
     for (size_t k = 0; k < sizeof(listener_options) / sizeof(listener_options[0]); k++) {
         enum option_id id = listener_options[k].id;
@@ -440,17 +508,112 @@ static int apply_tls(struct config *cfg, const struct raw_values *raw, char *err
     return 0;
 }
 
+/* The value of option `id` as given, else its default text; *source says which. */
+static const char *value_or_default(const struct raw_values *raw, enum option_id id, const char **source)
+{
+    *source = raw->value[id] != NULL ? raw->source[id] : "default";
+    return raw->value[id] != NULL ? raw->value[id] : option_specs[id].default_text;
+}
+
+/* Parses a distribution option (--delay, --status, --body-size) with values up to `max`. */
+static int convert_distribution(const struct raw_values *raw, enum option_id id, enum distribution_unit unit, uint64_t max,
+                                struct distribution *out, char *err, size_t err_size)
+{
+    const char *source, *v = value_or_default(raw, id, &source);
+    char why[DISTRIBUTION_ERROR_BYTES];
+    if (distribution_parse(out, unit, v, strlen(v), max, why, sizeof(why)) != 0)
+        return fail(err, err_size, "%s: '%s': %s%s", source, v, why,
+                    strstr(why, "maximum") == NULL ? ""
+                    : unit == DISTRIBUTION_NS ? " [limit: --max-delay]" : unit == DISTRIBUTION_BYTES ? " [limit: --max-response-size]" : "");
+    return 0;
+}
+
+/* On/off options: the flag alone on the command line; in the environment a word. */
+static int convert_bool(const struct raw_values *raw, enum option_id id, bool *out, char *err, size_t err_size)
+{
+    const char *v = raw->value[id];
+    *out = false;
+    if (v == NULL)
+        return 0;
+    static const char *const on[] = {"1", "true", "yes", "on"}, *const off[] = {"0", "false", "no", "off", ""};
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
+        if (strcasecmp(v, on[i]) == 0)
+            return (*out = true), 0;
+    for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
+        if (strcasecmp(v, off[i]) == 0)
+            return 0;
+    return fail(err, err_size, "%s: '%s' is not on or off (allowed: 1, true, yes, on, 0, false, no, off)", raw->source[id], v);
+}
+
+static int apply_behaviours(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
+{
+    if (convert_distribution(raw, OPT_ID_DELAY, DISTRIBUTION_NS, cfg->max_delay_ns, &cfg->delay, err, err_size) != 0 ||
+        convert_distribution(raw, OPT_ID_STATUS, DISTRIBUTION_STATUS, 599, &cfg->status, err, err_size) != 0 ||
+        convert_bool(raw, OPT_ID_SERVER_TIMING, &cfg->server_timing, err, err_size) != 0)
+        return -1;
+    bool no_control = false;
+    if (convert_bool(raw, OPT_ID_NO_REQUEST_CONTROL, &no_control, err, err_size) != 0)
+        return -1;
+    cfg->request_control = !no_control;
+    if (convert_bool(raw, OPT_ID_ALLOW_FAULTS, &cfg->allow_faults, err, err_size) != 0)
+        return -1;
+    if (raw->value[OPT_ID_FAULT] != NULL) {
+        char why[FAULT_ERROR_BYTES];
+        const char *v = raw->value[OPT_ID_FAULT];
+        if (!cfg->allow_faults)
+            return fail(err, err_size, "%s is set but --allow-faults is not (allowed: faults only with --allow-faults)",
+                        raw->source[OPT_ID_FAULT]);
+        if (fault_spec_parse(&cfg->fault, v, strlen(v), why, sizeof(why)) != 0)
+            return fail(err, err_size, "%s: '%s': %s", raw->source[OPT_ID_FAULT], v, why);
+    }
+    /* a weighted list's rest gets the option's default (10ms, 200): what it would be without the flag */
+    cfg->status_is_fixed = distribution_is_fixed(&cfg->status, &cfg->status_code);
+    if (!cfg->status_is_fixed)
+        cfg->status_code = strtoull(option_specs[OPT_ID_STATUS].default_text, NULL, 10);
+    cfg->delay_is_fixed = distribution_is_fixed(&cfg->delay, &cfg->delay_ns);
+    if (!cfg->delay_is_fixed && convert_number_text(OPT_ID_MAX_DELAY, option_specs[OPT_ID_DELAY].default_text, "default",
+                                                    &cfg->delay_ns, err, err_size) != 0)
+        return -1;
+
+    const char *source, *from = value_or_default(raw, OPT_ID_DELAY_FROM, &source);
+    if (strcmp(from, "request") != 0 && strcmp(from, "head") != 0)
+        return fail(err, err_size, "%s: '%s' is not a starting point (allowed: request, head)", source, from);
+    cfg->delay_from_head = strcmp(from, "head") == 0;
+
+    if (raw->value[OPT_ID_SEED] != NULL) {
+        if (convert_number(raw, OPT_ID_SEED, &cfg->seed, err, err_size) != 0)
+            return -1;
+        snprintf(cfg->seed_source, sizeof(cfg->seed_source), "%s", raw->source[OPT_ID_SEED]);
+    } else {
+        if (prng_os_seed(&cfg->seed) != 0)
+            return fail(err, err_size, "cannot read a random seed: %s (give one with --seed N)", strerror(errno));
+        snprintf(cfg->seed_source, sizeof(cfg->seed_source), "random");
+    }
+    return 0;
+}
+
 static int apply_body(struct config *cfg, const struct raw_values *raw, char *err, size_t err_size)
 {
     if (raw->value[OPT_ID_BODY_FILE] != NULL && raw->value[OPT_ID_BODY_SIZE] != NULL)
         return fail(err, err_size, "%s and %s both set (allowed: one of them)", raw->source[OPT_ID_BODY_FILE],
                     raw->source[OPT_ID_BODY_SIZE]);
-    if (raw->value[OPT_ID_BODY_FILE] != NULL)
-        return read_whole_file(raw->value[OPT_ID_BODY_FILE], &cfg->body, &cfg->body_bytes, err, err_size,
-                               raw->source[OPT_ID_BODY_FILE]);
-    uint64_t size = strlen(DEFAULT_BODY);
-    if (raw->value[OPT_ID_BODY_SIZE] != NULL && convert_number(raw, OPT_ID_BODY_SIZE, &size, err, err_size) != 0)
+    if (convert_distribution(raw, OPT_ID_BODY_SIZE, DISTRIBUTION_BYTES, cfg->max_response_bytes, &cfg->body_size, err,
+                             err_size) != 0)
         return -1;
+    if (raw->value[OPT_ID_BODY_FILE] != NULL) {
+        if (read_whole_file(raw->value[OPT_ID_BODY_FILE], &cfg->body, &cfg->body_bytes, err, err_size,
+                            raw->source[OPT_ID_BODY_FILE]) != 0)
+            return -1;
+        distribution_set_fixed(&cfg->body_size, DISTRIBUTION_BYTES, cfg->body_bytes, MAX_RESPONSE_BODY_BYTES);
+        cfg->body_size_is_fixed = true;
+        return 0;
+    }
+    /* a distribution of sizes serves slices of the shared fill (the body repeated); the configured
+     * body is then the default text */
+    uint64_t size = strlen(DEFAULT_BODY);
+    cfg->body_size_is_fixed = distribution_is_fixed(&cfg->body_size, &size);
+    if (!cfg->body_size_is_fixed)
+        size = strlen(DEFAULT_BODY);
     /* a sized body repeats the default text, so it stays readable in a terminal */
     cfg->body = malloc(size + 1);
     if (cfg->body == NULL)
@@ -489,44 +652,52 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
     if (check_unknown_environment(envp, err, err_size) != 0)
         goto done;
 
-    /* numeric options with their defaults */
-    static const struct {
-        enum option_id id;
-        uint64_t default_value;
-    } numeric_defaults[] = {
-        {OPT_ID_DELAY, 10 * 1000000ull},          {OPT_ID_MAX_DELAY, 60 * 1000000000ull},
-        {OPT_ID_IDLE_TIMEOUT, 120 * 1000000000ull}, {OPT_ID_DRAIN_TIMEOUT, 5 * 1000000000ull},
-        {OPT_ID_REQUEST_TIMEOUT, 10 * 1000000000ull},
-        {OPT_ID_MAX_BODY_SIZE, 1024 * 1024},      {OPT_ID_BACKLOG, 65535},
-        {OPT_ID_WORKERS, 0},                      {OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS, 128},
+    /* numeric options: the value given, else the default as --help prints it (written once, in
+     * option_specs); --workers has no fixed default (see below) */
+    static const enum option_id numeric_options[] = {
+        OPT_ID_MAX_RESPONSE_SIZE, OPT_ID_MAX_DELAY,     OPT_ID_IDLE_TIMEOUT, OPT_ID_DRAIN_TIMEOUT,
+        OPT_ID_REQUEST_TIMEOUT, OPT_ID_MAX_BODY_SIZE, OPT_ID_BACKLOG,    OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS,
+        OPT_ID_DELAY_PER_HELD,
     };
     uint64_t values[OPT_ID_COUNT] = {0};
-    for (size_t i = 0; i < sizeof(numeric_defaults) / sizeof(numeric_defaults[0]); i++) {
-        enum option_id id = numeric_defaults[i].id;
-        values[id] = numeric_defaults[i].default_value;
-        if (raw.value[id] != NULL && convert_number(&raw, id, &values[id], err, err_size) != 0)
+    for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++) {
+        enum option_id id = numeric_options[i];
+        bool given = raw.value[id] != NULL;
+        if (convert_number_text(id, given ? raw.value[id] : option_specs[id].default_text, given ? raw.source[id] : "default",
+                                &values[id], err, err_size) != 0)
             goto done;
     }
-    cfg->delay_ns = values[OPT_ID_DELAY];
+    if (raw.value[OPT_ID_WORKERS] != NULL && convert_number(&raw, OPT_ID_WORKERS, &values[OPT_ID_WORKERS], err, err_size) != 0)
+        goto done;
     cfg->max_delay_ns = values[OPT_ID_MAX_DELAY];
     cfg->idle_timeout_ns = values[OPT_ID_IDLE_TIMEOUT];
     cfg->request_timeout_ns = values[OPT_ID_REQUEST_TIMEOUT];
     cfg->drain_timeout_ns = values[OPT_ID_DRAIN_TIMEOUT];
     cfg->max_body_bytes = values[OPT_ID_MAX_BODY_SIZE];
     cfg->backlog = (int)values[OPT_ID_BACKLOG];
+    cfg->max_response_bytes = values[OPT_ID_MAX_RESPONSE_SIZE];
     cfg->http2_max_concurrent_streams = (uint32_t)values[OPT_ID_HTTP2_MAX_CONCURRENT_STREAMS];
-    if (cfg->delay_ns > cfg->max_delay_ns) {
-        char max_text[32];
-        fail(err, err_size, "%s: '%s' is above --max-delay %s (allowed: at most the max delay)", raw.source[OPT_ID_DELAY],
-             raw.value[OPT_ID_DELAY], duration_format(cfg->max_delay_ns, max_text, sizeof(max_text)));
+    if (apply_behaviours(cfg, &raw, err, err_size) != 0)
         goto done;
+    /* limits whose default is "unlimited" (0 here): parsed only when given; "unlimited" may be written */
+    static const enum option_id unlimited_by_default[] = {OPT_ID_MAX_REQUESTS_PER_CONNECTION, OPT_ID_MAX_CONNECTION_AGE,
+                                                          OPT_ID_MAX_HELD};
+    for (size_t i = 0; i < sizeof(unlimited_by_default) / sizeof(unlimited_by_default[0]); i++) {
+        enum option_id id = unlimited_by_default[i];
+        if (raw.value[id] != NULL && strcmp(raw.value[id], option_specs[id].default_text) != 0 &&
+            convert_number(&raw, id, &values[id], err, err_size) != 0)
+            goto done;
     }
+    cfg->max_requests_per_connection = (uint32_t)values[OPT_ID_MAX_REQUESTS_PER_CONNECTION];
+    cfg->max_connection_age_ns = values[OPT_ID_MAX_CONNECTION_AGE];
+    cfg->delay_per_held_ns = values[OPT_ID_DELAY_PER_HELD];
+    cfg->max_held = (uint32_t)values[OPT_ID_MAX_HELD];
 
     n = values[OPT_ID_WORKERS];
     if (raw.value[OPT_ID_WORKERS] == NULL) {
         struct cpus_budget budget;
         cpus_budget_read(&budget);
-        n = budget.count > STATS_MAX_WORKERS ? STATS_MAX_WORKERS : budget.count;
+        n = budget.count > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : budget.count;
         snprintf(cfg->workers_source, sizeof(cfg->workers_source), "%s", budget.source);
     } else {
         snprintf(cfg->workers_source, sizeof(cfg->workers_source), "%s", raw.source[OPT_ID_WORKERS]);
@@ -557,7 +728,7 @@ void config_free(struct config *cfg)
 void config_print_help(FILE *out)
 {
     fprintf(out, "usage: mockupstream [flags]\n\n"
-                 "An HTTP/1.1 + HTTP/2 server that answers every request after a fixed delay, for benchmarking\n"
+                 "An HTTP/1.1 + HTTP/2 server that answers every request after an exact delay, for benchmarking\n"
                  "HTTP clients. Every flag can also be set by the environment variable shown; a flag wins.\n\n");
     for (int id = 0; id < OPT_ID_COUNT; id++) {
         const struct option_spec *spec = &option_specs[id];
@@ -569,6 +740,8 @@ void config_print_help(FILE *out)
             fprintf(out, "  %-26s env %s, default %s\n", "", env, spec->default_text);
         }
     }
-    fprintf(out, "\nPaths: any path answers 200 after --delay; /wait/<ms> waits <ms> instead; /stats (JSON),\n"
-                 "/metrics (Prometheus) and /healthz answer at once.\n");
+    fprintf(out, "\nPaths: any path answers after --delay with --status and --body-size; per request, /wait/<ms>,\n"
+                 "/delay/<duration>, /status/<code>, ?delay=, ?status=, ?size= and X-Mock-Delay, X-Mock-Status,\n"
+                 "X-Mock-Size choose instead (values, weighted lists like 1ms:90,50ms:10, or distributions like\n"
+                 "lognormal:p50=5ms,p99=20ms). /stats (JSON), /metrics (Prometheus) and /healthz answer at once.\n");
 }

@@ -6,19 +6,23 @@
 #ifndef MOCKUPSTREAM_CONFIG_H
 #define MOCKUPSTREAM_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "stats.h"
+#include "distribution.h"
+#include "fault.h"
+#include "listener_kind.h"
 
 #define CONFIG_MAX_LISTENERS 16
+#define CONFIG_MAX_WORKERS 1024 /* the stats segment has a slot for each (STATS_MAX_WORKERS) */
 #define CONFIG_DEFAULT_LISTEN "0.0.0.0:8080"
 /* 16,384 streams of a 10 ms delay is 1.6 M requests/s on one connection: more than a worker serves */
 #define CONFIG_MAX_HTTP2_STREAMS 16384
 
 struct config_listener {
-    enum stats_listener kind; /* what it serves: benchmark (cleartext or TLS) or control paths only */
+    enum listener_kind kind; /* what it serves: benchmark (cleartext or TLS) or control paths only */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char text[64]; /* as given, for logs and the banner */
@@ -31,8 +35,27 @@ struct config {
     char *tls_key_path;
     unsigned workers;
     char workers_source[112]; /* "--workers", "MOCKUPSTREAM_WORKERS" or where the default came from */
-    uint64_t delay_ns;
+    struct distribution delay;  /* --delay, in ns (a lone value, a weighted list or a distribution) */
+    bool delay_is_fixed;        /* every draw is delay_ns: nothing to draw per request */
+    uint64_t delay_ns;          /* the fixed delay, else what a weighted list's rest gets (the default) */
     uint64_t max_delay_ns;
+    struct distribution status; /* --status: 200-599 */
+    bool status_is_fixed;       /* every draw is status_code */
+    uint64_t status_code;       /* the fixed status, else what a weighted list's rest gets (200) */
+    struct distribution body_size; /* --body-size, in bytes */
+    bool body_size_is_fixed;    /* every response carries `body` as it is */
+    uint64_t max_response_bytes; /* largest body size= or --body-size may ask for */
+    uint64_t seed;              /* of the per-worker random streams */
+    char seed_source[32];       /* "--seed", "MOCKUPSTREAM_SEED" or "random" */
+    bool server_timing;         /* Server-Timing: delay;dur= on benchmark responses */
+    bool delay_from_head;       /* delays run from the request head's arrival, not the whole request's */
+    bool request_control;       /* /wait/, /delay/, /status/, query and X-Mock-* controls honoured */
+    bool allow_faults;          /* fault= and X-Mock-Fault honoured (else 403); --fault needs it */
+    struct fault_spec fault;    /* --fault: every request's faults (count 0: none) */
+    uint32_t max_requests_per_connection; /* Connection: close / GOAWAY with the Nth response; 0: unlimited */
+    uint64_t max_connection_age_ns;       /* close a connection at its first response past this age; 0: unlimited */
+    uint64_t delay_per_held_ns;           /* added to a benchmark delay per request the worker holds; 0: none */
+    uint32_t max_held;                    /* a request that would wait while the worker holds this many: 503; 0: unlimited */
     uint64_t idle_timeout_ns;
     uint64_t request_timeout_ns; /* to send a request (head and body), or to read a response */
     uint64_t drain_timeout_ns;

@@ -23,11 +23,32 @@ int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns);
  * DURATION_WAIT_MS_MAX_DIGITS digits, or above DURATION_MAX_NS). */
 int duration_parse_wait_ms(const char *s, size_t len, uint64_t *out_ns);
 
-/* Parses a byte count: decimal digits with an optional `k`, `m` or `g` suffix (powers of 1024).
+/* Longest /wait/<ms> number with a fraction duration_parse_decimal_ms reads ("0.25", "1.5"). */
+#define DURATION_DECIMAL_MS_MAX_CHARS 24
+
+/* Parses a decimal count of milliseconds with an optional fraction and no unit ("25", "0.25", "1.5"),
+ * as /wait/<ms> with decimals. Returns 0 and sets *out_ns (rounded to the nanosecond), or -1 (empty,
+ * a sign, a unit, two dots, more than DURATION_DECIMAL_MS_MAX_CHARS characters, above one day). */
+int duration_parse_decimal_ms(const char *s, size_t len, uint64_t *out_ns);
+
+/* Parses a byte count: decimal digits with an optional `k`, `m` or `g` suffix, any case, or `KiB`,
+ * `MiB`, `GiB` (all powers of 1024; `kb`/`KB` are refused: 1000 or 1024 is anyone's guess).
  * Returns 0 and sets *out_bytes, or -1 (empty, junk, or above `max_bytes`). */
 int size_parse_bytes(const char *s, size_t len, uint64_t max_bytes, uint64_t *out_bytes);
 
-/* Writes a short human form ("10ms", "250us", "1.5s", "0") into buf. Returns buf. */
+/* Writes a short human form ("10ms", "250us", "1.5s", "0") into buf, rounded to three decimals of
+ * its unit. Returns buf. */
 char *duration_format(uint64_t ns, char *buf, size_t buf_size);
+
+/* Longest text duration_format_exact and size_format_exact write, with the NUL. */
+#define DURATION_FORMAT_EXACT_BYTES 32
+
+/* Writes `ns` so that duration_parse_ns reads back exactly `ns`: the largest unit not above it with
+ * as many decimals as needed ("10ms", "1.234567ms", "2.000000001s", "0.001us", "0"). Returns buf. */
+char *duration_format_exact(uint64_t ns, char *buf, size_t buf_size);
+
+/* Writes `bytes` so that size_parse_bytes reads back exactly `bytes`: with the largest of g, m, k
+ * that divides it, else plain ("64k", "1m", "1000", "0"). Returns buf. */
+char *size_format_exact(uint64_t bytes, char *buf, size_t buf_size);
 
 #endif

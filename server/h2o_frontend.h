@@ -4,7 +4,8 @@
  * listener, and the SSL_CTX) is built in the master before forking. Each worker then creates its own
  * h2o evloop and contexts. Requests are routed by handler_route() like on every other path; held
  * responses wait in the worker's delay queue and are cancelled when h2o frees the request (client
- * reset the stream or closed the connection). */
+ * reset the stream or closed the connection). What to answer, holding and counting go through the
+ * request core (request_core.h), as on the lean HTTP/1.1 path. */
 #ifndef MOCKUPSTREAM_H2O_FRONTEND_H
 #define MOCKUPSTREAM_H2O_FRONTEND_H
 
@@ -18,7 +19,7 @@
 #include "config.h"
 #include "stats.h"
 
-struct worker;
+struct request_core;
 
 struct h2o_frontend_shared {
     h2o_globalconf_t benchmark_conf;
@@ -27,13 +28,15 @@ struct h2o_frontend_shared {
 };
 
 struct h2o_frontend {
-    struct worker *worker;
+    struct ev_loop *ev_loop;   /* the worker's libev loop, which watches h2o's */
+    struct request_core *core; /* decides, holds and counts requests */
     h2o_evloop_t *loop;
     h2o_context_t benchmark_ctx;
     h2o_context_t control_ctx;
-    h2o_accept_ctx_t accept_ctx[STATS_LISTENER_COUNT];
+    h2o_accept_ctx_t accept_ctx[LISTENER_KIND_COUNT];
     ev_io epoll_watcher;
     ev_timer timeout_watcher;
+    bool connection_limits;    /* --max-requests-per-connection or --max-connection-age is set */
     /* the HTTP/2 connections open when the drain began (sorted ids, see h2o_frontend_drained) */
     const void **drain_connections;
     size_t drain_connection_count;
@@ -46,16 +49,17 @@ int h2o_frontend_shared_init(struct h2o_frontend_shared *shared, const struct co
 /* Releases the shared configuration (master, at exit). */
 void h2o_frontend_shared_dispose(struct h2o_frontend_shared *shared);
 
-/* Creates this worker's h2o loop and contexts and starts watching them from `worker->loop`. */
-int h2o_frontend_init(struct h2o_frontend *frontend, struct worker *worker, struct h2o_frontend_shared *shared, char *err,
-                      size_t err_size);
+/* Creates this worker's h2o loop and contexts and starts watching them from `ev_loop`; requests go
+ * to `core`. Returns 0, or -1 with one line in err. */
+int h2o_frontend_init(struct h2o_frontend *frontend, struct ev_loop *ev_loop, struct request_core *core,
+                      struct h2o_frontend_shared *shared, char *err, size_t err_size);
 
 /* Serves an accepted connection (takes ownership of fd). */
-void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum stats_listener kind);
+void h2o_frontend_accept(struct h2o_frontend *frontend, int fd, enum listener_kind kind);
 
 /* Takes over a cleartext connection another path has already read from (HTTP/2 preface or
  * Upgrade: h2c): h2o starts from `bytes`, as if it had read them itself. Takes ownership of fd. */
-void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum stats_listener kind, const char *bytes, size_t len);
+void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum listener_kind kind, const char *bytes, size_t len);
 
 /* Runs h2o's queued work and arms the libev timer for h2o's next timeout; call before blocking. */
 void h2o_frontend_flush(struct h2o_frontend *frontend);

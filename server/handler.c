@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "distribution.h"
 #include "duration.h"
 #include "stats_render.h"
 
@@ -20,6 +21,26 @@ const char *handler_reason_phrase(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 429: return "Too Many Requests";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -32,13 +53,16 @@ const char *handler_reason_phrase(int status)
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    default: return status >= 200 && status < 600 ? "" : "Unknown"; /* optional (RFC 9112 4): empty, as nginx sends */
     }
 }
 
 static void answer_text(struct handler_response *res, int status, const char *text)
 {
     res->status = status;
+    res->fault = FAULT_NONE; /* an error text is always answered */
+    res->refusal = true;
+    res->body_source = HANDLER_BODY_TEXT;
     res->reason = handler_reason_phrase(status);
     res->content_type = TEXT_PLAIN;
     strbuf_clear(&res->rendered);
@@ -80,7 +104,7 @@ static enum control_path control_path_of(const char *path, size_t path_len)
 static void route_control(const struct handler_context *ctx, const struct handler_request *req, enum control_path which,
                           const char *query, size_t query_len, struct handler_response *res)
 {
-    res->is_control = true;
+    res->kind = HANDLER_KIND_CONTROL;
     res->delay_ns = 0;
     if (!res->is_head && !bytes_equal(req->method, req->method_len, "GET")) {
         res->allow = "GET, HEAD";
@@ -119,29 +143,10 @@ static void route_control(const struct handler_context *ctx, const struct handle
     }
     res->status = 200;
     res->reason = "OK";
+    res->body_source = HANDLER_BODY_TEXT;
     res->body = res->rendered.data ? res->rendered.data : "";
     res->body_len = res->rendered.len;
 }
-
-/* "/wait/<ms>" with an optional query: sets *delay_ns, or answers 400 and returns false. */
-static bool parse_wait(const struct handler_context *ctx, const char *path, size_t path_len, struct handler_response *res,
-                       uint64_t *delay_ns)
-{
-    const char *digits = path + strlen("/wait/");
-    size_t digits_len = path_len - strlen("/wait/");
-    /* one message for both: a number too large to parse is also above the limit */
-    if (duration_parse_wait_ms(digits, digits_len, delay_ns) != 0 || *delay_ns > ctx->config->max_delay_ns) {
-        char max_text[32], text[128];
-        snprintf(text, sizeof(text), "bad /wait/<ms>: allowed a whole number of milliseconds up to --max-delay %s\n",
-                 duration_format(ctx->config->max_delay_ns, max_text, sizeof(max_text)));
-        answer_text(res, 400, text);
-        return false;
-    }
-    return true;
-}
-
-_Static_assert(HANDLER_ROUTE_PATH_MAX_BYTES > sizeof("/wait/") - 1 + DURATION_WAIT_MS_MAX_DIGITS,
-               "a decoded path cut to the buffer must be longer than every route");
 
 static int hex_value(char c)
 {
@@ -151,21 +156,24 @@ static int hex_value(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decodes path[0..len) (RFC 3986 2.1) into out[0..out_size), stopping the copy there but not
- * the checks. Returns the decoded length (which may exceed out_size: then only a prefix is in out),
- * or -1 for a '%' not followed by two hex digits or an escape decoding to NUL (which would cut the
- * path short for any C code that sees it later). */
-static ssize_t path_decode(const char *path, size_t len, char *out, size_t out_size)
+/* Percent-decodes text[0..len) (RFC 3986 2.1) into out[0..out_size), stopping the copy there but not
+ * the checks; with `plus_is_space` (query values, as forms send them) '+' decodes to a space.
+ * Returns the decoded length (which may exceed out_size: then only a prefix is in out), or -1 for a
+ * '%' not followed by two hex digits or an escape decoding to NUL (which would cut the text short
+ * for any C code that sees it later). */
+static ssize_t percent_decode(const char *text, size_t len, bool plus_is_space, char *out, size_t out_size)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++, n++) {
-        char c = path[i];
+        char c = text[i];
         if (c == '%') {
-            int hi = len - i >= 3 ? hex_value(path[i + 1]) : -1, lo = hi >= 0 ? hex_value(path[i + 2]) : -1;
+            int hi = len - i >= 3 ? hex_value(text[i + 1]) : -1, lo = hi >= 0 ? hex_value(text[i + 2]) : -1;
             if (lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             c = (char)(hi << 4 | lo);
             i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
         }
         if (n < out_size)
             out[n] = c;
@@ -173,12 +181,234 @@ static ssize_t path_decode(const char *path, size_t len, char *out, size_t out_s
     return (ssize_t)n;
 }
 
+/* ---- benchmark answers: delay, status and size per request ---- */
+
+/* One control's text, and where it was found (for the 400's wording). */
+struct control_text {
+    const char *text;
+    size_t len;
+    const char *where; /* "delay= in query", "X-Mock-Delay header", "/delay/ path" ... */
+};
+
+static bool starts_with(const char *s, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(s, prefix, n) == 0;
+}
+
+/* Renders "bad <where>: <why>" as a 400. */
+static void answer_bad_control(struct handler_response *res, const struct control_text *control, const char *why)
+{
+    char text[DISTRIBUTION_ERROR_BYTES + 96];
+    snprintf(text, sizeof(text), "bad %s: %s\n", control->where, why);
+    strbuf_clear(&res->rendered);
+    strbuf_append_str(&res->rendered, text);
+    res->status = 400;
+    res->fault = FAULT_NONE; /* a refusal is always answered */
+    res->refusal = true;
+    res->reason = handler_reason_phrase(400);
+    res->content_type = TEXT_PLAIN;
+    res->body_source = HANDLER_BODY_TEXT;
+    res->body = res->rendered.data ? res->rendered.data : "";
+    res->body_len = res->rendered.len;
+    res->delay_ns = 0;
+}
+
+/* A query value, percent-decoded into decoded[HANDLER_DECODE_MAX_BYTES] when it has escapes (else
+ * read in place): sets *text and *len. Returns false after answering 400. */
+static bool query_value_decode(const struct control_text *control, char *decoded, const char **text, size_t *len,
+                               struct handler_response *res)
+{
+    if (memchr(*text, '%', *len) == NULL && memchr(*text, '+', *len) == NULL)
+        return true;
+    ssize_t n = percent_decode(*text, *len, true, decoded, HANDLER_DECODE_MAX_BYTES);
+    if (n < 0 || (size_t)n > HANDLER_DECODE_MAX_BYTES) {
+        answer_bad_control(res, control, "malformed or too long percent-encoding");
+        return false;
+    }
+    *text = decoded;
+    *len = (size_t)n;
+    return true;
+}
+
+/* Parses one control into *d. A query value is percent-decoded first. Returns false after answering
+ * 400. */
+static bool control_parse(const struct control_text *control, bool from_query, enum distribution_unit unit, uint64_t max,
+                          struct distribution *d, struct handler_response *res)
+{
+    char decoded[HANDLER_DECODE_MAX_BYTES];
+    const char *text = control->text;
+    size_t len = control->len;
+    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+        return false;
+    char why[DISTRIBUTION_ERROR_BYTES + 64];
+    if (distribution_parse(d, unit, text, len, max, why, DISTRIBUTION_ERROR_BYTES) != 0) {
+        /* name the flag behind the limit, so the user knows what to raise */
+        if ((unit == DISTRIBUTION_NS || unit == DISTRIBUTION_BYTES) && strstr(why, "maximum") != NULL)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), " [limit: %s]",
+                     unit == DISTRIBUTION_NS ? "--max-delay" : "--max-response-size");
+        answer_bad_control(res, control, why);
+        return false;
+    }
+    return true;
+}
+
+/* True if text[0..len) is non-empty and only digits and dots (the text is not NUL-terminated). */
+static bool all_decimal(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((text[i] < '0' || text[i] > '9') && text[i] != '.')
+            return false;
+    return len > 0;
+}
+
+/* Draws from the request's spec if there is one (its rest weight falls to the flag's), else from the
+ * flag's distribution. */
+static uint64_t draw(const struct distribution *requested, const struct distribution *flag, bool flag_is_fixed,
+                     uint64_t flag_value, struct prng *rng)
+{
+    uint64_t value;
+    if (requested != NULL && distribution_draw(requested, rng, &value) == 0)
+        return value;
+    if (flag_is_fixed)
+        return flag_value;
+    return distribution_sample(flag, rng, flag_value);
+}
+
+/* Decides res->fault: fault= in the query, else X-Mock-Fault, else --fault. Returns false after
+ * answering 403 (faults not allowed) or 400 (a malformed spec). Costs nothing unless one is named. */
+static bool route_fault(const struct handler_context *ctx, const struct handler_request *req, const char *query,
+                        size_t query_len, struct handler_response *res)
+{
+    const struct config *cfg = ctx->config;
+    struct control_text fault = {0};
+    bool from_query = false;
+    if (cfg->request_control) {
+        size_t n;
+        const char *v;
+        if (query != NULL && (v = query_param(query, query_len, "fault", &n)) != NULL)
+            fault = (struct control_text){v, n, "fault= in query"}, from_query = true;
+        else if (req->headers.fault != NULL)
+            fault = (struct control_text){req->headers.fault, req->headers.fault_len, "X-Mock-Fault header"};
+    }
+    if (fault.text == NULL) {
+        if (cfg->fault.count != 0)
+            res->fault = (uint8_t)fault_spec_draw(&cfg->fault, ctx->rng);
+        return true;
+    }
+    if (!cfg->allow_faults) {
+        char text[96];
+        snprintf(text, sizeof(text), "faults are off: %s needs the server started with --allow-faults\n", fault.where);
+        answer_text(res, 403, text);
+        return false;
+    }
+    char decoded[HANDLER_DECODE_MAX_BYTES];
+    const char *text = fault.text;
+    size_t len = fault.len;
+    if (from_query && !query_value_decode(&fault, decoded, &text, &len, res))
+        return false;
+    struct fault_spec spec;
+    char why[FAULT_ERROR_BYTES];
+    if (fault_spec_parse(&spec, text, len, why, sizeof(why)) != 0) {
+        answer_bad_control(res, &fault, why);
+        return false;
+    }
+    res->fault = (uint8_t)fault_spec_draw(&spec, ctx->rng);
+    return true;
+}
+
+/* The benchmark answer. `path` is decoded (or raw when it had no '%'); the query is raw. */
+static void route_benchmark(const struct handler_context *ctx, const struct handler_request *req, const char *path,
+                            size_t path_len, const char *query, size_t query_len, struct handler_response *res)
+{
+    const struct config *cfg = ctx->config;
+    if (!route_fault(ctx, req, query, query_len, res))
+        return;
+    /* the three controls, first source wins: path, query, header */
+    struct control_text delay = {0}, status = {0}, size = {0};
+    bool delay_from_query = false, status_from_query = false, size_from_query = false;
+    bool delay_in_seconds = false, delay_in_ms = false; /* /delay/<n> (httpbin) and /wait/<n> bare numbers */
+    if (cfg->request_control) {
+        if (starts_with(path, path_len, "/wait/")) {
+            delay = (struct control_text){path + 6, path_len - 6, "/wait/<ms>"};
+            delay_in_ms = true;
+        } else if (starts_with(path, path_len, "/delay/")) {
+            delay = (struct control_text){path + 7, path_len - 7, "/delay/<duration>"};
+            delay_in_seconds = true;
+        } else if (starts_with(path, path_len, "/status/")) {
+            status = (struct control_text){path + 8, path_len - 8, "/status/<code>"};
+        }
+        size_t n;
+        const char *v;
+        if (query != NULL && delay.text == NULL && (v = query_param(query, query_len, "delay", &n)) != NULL)
+            delay = (struct control_text){v, n, "delay= in query"}, delay_from_query = true;
+        if (query != NULL && status.text == NULL && (v = query_param(query, query_len, "status", &n)) != NULL)
+            status = (struct control_text){v, n, "status= in query"}, status_from_query = true;
+        if (query != NULL && (v = query_param(query, query_len, "size", &n)) != NULL)
+            size = (struct control_text){v, n, "size= in query"}, size_from_query = true;
+        const struct handler_controls *h = &req->headers;
+        if (delay.text == NULL && h->delay != NULL)
+            delay = (struct control_text){h->delay, h->delay_len, "X-Mock-Delay header"};
+        if (status.text == NULL && h->status != NULL)
+            status = (struct control_text){h->status, h->status_len, "X-Mock-Status header"};
+        if (size.text == NULL && h->size != NULL)
+            size = (struct control_text){h->size, h->size_len, "X-Mock-Size header"};
+    }
+
+    /* parse what was asked; ~660 bytes each on the stack, only when asked */
+    struct distribution delay_spec, status_spec, size_spec;
+    uint64_t delay_ns, status_code, body_bytes;
+    if (delay.text != NULL && (delay_in_ms || delay_in_seconds) && all_decimal(delay.text, delay.len)) {
+        /* a bare number: milliseconds on /wait/, seconds on /delay/ */
+        uint64_t ms_ns;
+        bool parsed = duration_parse_decimal_ms(delay.text, delay.len, &ms_ns) == 0 && (!delay_in_seconds || ms_ns <= UINT64_MAX / 1000);
+        delay_ns = parsed && delay_in_seconds ? ms_ns * 1000 : ms_ns;
+        if (!parsed || delay_ns > cfg->max_delay_ns) {
+            char max_text[32], why[128];
+            snprintf(why, sizeof(why), "allowed: a number of %s up to --max-delay %s (e.g. 25 or 0.25), or a delay spec",
+                     delay_in_seconds ? "seconds" : "milliseconds", duration_format(cfg->max_delay_ns, max_text, sizeof(max_text)));
+            answer_bad_control(res, &delay, why);
+            return;
+        }
+    } else {
+        if (delay.text != NULL && !control_parse(&delay, delay_from_query, DISTRIBUTION_NS, cfg->max_delay_ns, &delay_spec, res))
+            return;
+        delay_ns = draw(delay.text ? &delay_spec : NULL, &cfg->delay, cfg->delay_is_fixed, cfg->delay_ns, ctx->rng);
+    }
+    if (status.text != NULL && !control_parse(&status, status_from_query, DISTRIBUTION_STATUS, 599, &status_spec, res))
+        return;
+    if (size.text != NULL && !control_parse(&size, size_from_query, DISTRIBUTION_BYTES, cfg->max_response_bytes, &size_spec, res))
+        return;
+    status_code = draw(status.text ? &status_spec : NULL, &cfg->status, cfg->status_is_fixed, cfg->status_code, ctx->rng);
+    body_bytes = draw(size.text ? &size_spec : NULL, &cfg->body_size, cfg->body_size_is_fixed, cfg->body_bytes, ctx->rng);
+
+    res->status = (int)status_code;
+    res->reason = handler_reason_phrase(res->status);
+    res->delay_ns = delay_ns;
+    res->content_type = TEXT_PLAIN;
+    res->server_timing = cfg->server_timing;
+    res->no_body = res->status == 204 || res->status == 205 || res->status == 304; /* RFC 9110 15.3.5, 15.3.6, 15.4.5 */
+    if (res->no_body) {
+        res->body_source = HANDLER_BODY_TEXT;
+        res->body = "";
+        res->body_len = 0;
+    } else if (body_bytes == cfg->body_bytes) {
+        res->body_source = HANDLER_BODY_BENCHMARK;
+        res->body = cfg->body;
+        res->body_len = cfg->body_bytes;
+    } else {
+        res->body_source = HANDLER_BODY_FILL;
+        res->body = body_fill_get(ctx->fill, body_bytes);
+        res->body_len = body_bytes;
+    }
+}
+
 void handler_route(const struct handler_context *ctx, const struct handler_request *req, struct handler_response *res)
 {
     memset(res, 0, sizeof(*res));
     strbuf_init(&res->rendered);
     res->is_head = bytes_equal(req->method, req->method_len, "HEAD");
-    res->is_control = req->listener == STATS_LISTENER_STATS;
+    res->kind = req->listener == LISTENER_STATS ? HANDLER_KIND_CONTROL : HANDLER_KIND_BENCHMARK;
 
     /* RFC 9110 9.3.6: a tunnel is a proxy's job. HTTP/1.1 refuses CONNECT in its parser (and closes);
      * this answers it on the paths that reach the router (HTTP/2). */
@@ -200,19 +430,25 @@ void handler_route(const struct handler_context *ctx, const struct handler_reque
     size_t query_len = query_mark ? req->path_len - path_len - 1 : 0;
 
     /* Routes are matched on the decoded path ("/wai%74/5" is "/wait/5"). Decoding happens only when a
-     * '%' is there (the benchmark path pays one memchr), into a stack buffer: the longest route,
-     * "/wait/" and 12 digits, fits, and a longer path can equal no route (and makes a /wait/ number
-     * too long to parse), so keeping only a prefix of it is safe. No allocation per request. */
-    char decoded[HANDLER_ROUTE_PATH_MAX_BYTES];
+     * '%' is there (the benchmark path pays one memchr), into a stack buffer. A longer decoded path
+     * can equal no fixed route, so its prefix is enough, unless it carries a spec (/wait/, /delay/,
+     * /status/), which must be read whole: then it is refused. No allocation per request. */
+    char decoded[HANDLER_DECODE_MAX_BYTES];
     const char *path = req->path;
     if (memchr(path, '%', path_len) != NULL) {
-        ssize_t decoded_len = path_decode(path, path_len, decoded, sizeof(decoded));
+        ssize_t decoded_len = percent_decode(path, path_len, false, decoded, sizeof(decoded));
         if (decoded_len < 0) {
             answer_text(res, 400, "bad percent-encoding in path: '%' must start %HH, and %00 is refused\n");
             return;
         }
         path = decoded;
         path_len = (size_t)decoded_len < sizeof(decoded) ? (size_t)decoded_len : sizeof(decoded);
+        if ((size_t)decoded_len > sizeof(decoded) && ctx->config->request_control &&
+            (starts_with(path, path_len, "/wait/") || starts_with(path, path_len, "/delay/") ||
+             starts_with(path, path_len, "/status/"))) {
+            answer_text(res, 400, "bad path: a /wait/, /delay/ or /status/ spec longer than 1024 bytes once decoded\n");
+            return;
+        }
     }
 
     enum control_path which = control_path_of(path, path_len);
@@ -220,23 +456,27 @@ void handler_route(const struct handler_context *ctx, const struct handler_reque
         route_control(ctx, req, which, query, query_len, res);
         return;
     }
-    if (req->listener == STATS_LISTENER_STATS) {
-        res->is_control = true;
+    if (req->listener == LISTENER_STATS) {
+        res->kind = HANDLER_KIND_CONTROL;
         answer_text(res, 404, "not found: this listener serves /stats, /metrics and /healthz\n");
         return;
     }
 
-    uint64_t delay_ns = ctx->config->delay_ns;
-    if (path_len >= strlen("/wait/") && memcmp(path, "/wait/", strlen("/wait/")) == 0 &&
-        !parse_wait(ctx, path, path_len, res, &delay_ns))
-        return;
+    route_benchmark(ctx, req, path, path_len, query, query_len, res);
+}
 
-    res->status = 200;
-    res->reason = "OK";
-    res->delay_ns = delay_ns;
+void handler_response_text(struct handler_response *res, enum handler_kind kind, int status, const char *text, bool is_head)
+{
+    memset(res, 0, sizeof(*res));
+    res->kind = kind;
+    res->refusal = true;
+    res->status = status;
+    res->reason = handler_reason_phrase(status);
+    res->is_head = is_head;
     res->content_type = TEXT_PLAIN;
-    res->body = ctx->config->body;
-    res->body_len = ctx->config->body_bytes;
+    res->body_source = HANDLER_BODY_TEXT;
+    res->body = text;
+    res->body_len = strlen(text);
 }
 
 void handler_response_release(struct handler_response *res)

@@ -9,9 +9,22 @@
  * (OPTIONS only); HTTP/1 reduces an absolute-form target to origin-form in its parser (http1_parse.h).
  * Anything else (an empty or absolute HTTP/2 :path, "*" with another method) gets 400, CONNECT 501.
  * The path (not the query) is percent-decoded here, once for every protocol, before it is matched
- * against /wait/<ms>, /stats, /metrics and /healthz: a malformed escape or %00 gets 400. Every
- * escape decodes, %2F included ("/wait%2F5" is "/wait/5", as nginx treats it); the query is matched
- * raw. */
+ * against the routes: a malformed escape or %00 gets 400. Every escape decodes, %2F included
+ * ("/wait%2F5" is "/wait/5", as nginx treats it); query values are decoded when read.
+ *
+ * Benchmark answers (unless --no-request-control): each of delay, status and body size is taken from
+ * the first of these that names it, else drawn from its flag (--delay, --status, --body-size):
+ *   path    /wait/<ms> (decimals: /wait/0.25), /delay/<duration> (a bare number is seconds, as on
+ *           httpbin), /status/<spec>;
+ *   query   delay=<spec>, status=<spec>, size=<spec>;
+ *   header  X-Mock-Delay, X-Mock-Status, X-Mock-Size.
+ * Faults (fault.h): fault=<kinds> in the query, else X-Mock-Fault, else --fault, drawn per request
+ * into res->fault; without --allow-faults a request naming one gets 403, a malformed one 400. Control
+ * paths never carry a fault.
+ * <spec> is distribution.h's syntax (a value, a weighted list, a distribution); a weighted list's
+ * rest goes to the flag's value. A malformed or out-of-range spec gets 400 naming the parameter and
+ * where it came from. Delays are capped by --max-delay, sizes by --max-response-size, and a status
+ * is 200-599 (204 and 304 carry no body). */
 #ifndef MOCKUPSTREAM_HANDLER_H
 #define MOCKUPSTREAM_HANDLER_H
 
@@ -19,39 +32,87 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "body_fill.h"
 #include "config.h"
+#include "fault.h"
+#include "prng.h"
 #include "stats.h"
 #include "strbuf.h"
 
+/* One worker's routing state. */
 struct handler_context {
     const struct config *config;
     const struct stats_segment *stats;
+    struct prng *rng;        /* the worker's random stream: delays, statuses and sizes drawn per request */
+    struct body_fill *fill;  /* bodies of other sizes than the configured one */
 };
 
-/* Longest decoded path prefix the router looks at: longer than any route ("/wait/" and 12 digits),
- * so a path cut to it can match none by mistake. A stack buffer in handler_route. */
-#define HANDLER_ROUTE_PATH_MAX_BYTES 64
+/* Longest percent-decoded path or query value the router reads (a stack buffer): a /status/ or
+ * delay= spec longer than this once decoded gets 400. Specs without '%' are read in place, any
+ * length. */
+#define HANDLER_DECODE_MAX_BYTES 1024
+
+/* Per-request controls a protocol path found in the request's header fields (X-Mock-Delay,
+ * X-Mock-Status, X-Mock-Size): value and length, NULL when absent. Read only when
+ * --no-request-control is off. */
+struct handler_controls {
+    const char *delay, *status, *size, *fault;
+    size_t delay_len, status_len, size_len, fault_len;
+};
 
 struct handler_request {
     const char *method;
     size_t method_len;
     const char *path; /* request target in origin-form (or "*"), with query, not yet percent-decoded */
     size_t path_len;
-    enum stats_listener listener; /* STATS_LISTENER_STATS serves control paths only */
+    enum listener_kind listener; /* LISTENER_STATS serves control paths only */
+    struct handler_controls headers; /* X-Mock-* fields, as the path found them */
 };
 
+/* Who the answer is for, which decides how it is counted. */
+enum handler_kind {
+    HANDLER_KIND_BENCHMARK, /* a benchmark request (any status): counted in requests_total, held for delay_ns */
+    HANDLER_KIND_CONTROL,   /* /stats, /metrics, /healthz, or an error about them: counted apart, never held */
+};
+
+/* Where the body comes from. */
+enum handler_body {
+    HANDLER_BODY_BENCHMARK, /* the configured body (config->body), shared by every response, immutable */
+    HANDLER_BODY_TEXT,      /* rendered or static text in body/body_len, valid until handler_response_release */
+    HANDLER_BODY_FILL,      /* body_len bytes of the worker's fill (body_fill.h): immutable, never freed */
+};
+
+/* The answer, described once for every protocol path: each path carries out exactly this (hold for
+ * delay_ns, then send status, headers and body) and counts it with request_core_count(). */
 struct handler_response {
+    enum handler_kind kind;
     int status;
     const char *reason;
-    bool is_control;       /* /stats, /metrics, /healthz, or an error about them: never delayed, counted apart */
     bool is_head;          /* send headers only (Content-Length still that of the body) */
-    uint64_t delay_ns;     /* how long to hold a benchmark response */
-    const char *content_type;
-    const char *allow;     /* value of an Allow header for 405, else NULL */
-    const char *body;      /* points into config (benchmark body) or `rendered`; valid until release */
+    uint64_t delay_ns;     /* hold this long from the request's arrival (0 for control answers) */
+    enum handler_body body_source;
+    const char *body;      /* the bytes of body_source */
     size_t body_len;
+    const char *content_type;
+    const char *allow;     /* value of an Allow header (405), else NULL */
+    bool no_body;          /* 204 or 304 (RFC 9110 6.4.1): neither body nor Content-Length */
+    bool server_timing;    /* send Server-Timing: delay;dur=<delay_ns in ms> (--server-timing) */
+    uint8_t fault;         /* enum fault_kind: after the delay, carry out this fault instead of sending (FAULT_NONE: send) */
+    bool refusal;          /* an error about the request itself: answered at once, whatever the load */
+    uint32_t retry_after_s; /* send Retry-After: <s> (0: none) */
     struct strbuf rendered; /* owned storage for rendered documents and error texts */
 };
+
+/* True for the answer most requests get: 200 with the configured body and no extra header. The lean
+ * HTTP/1.1 path sends it from a preformatted head. */
+static inline bool handler_response_is_default_benchmark(const struct handler_response *res)
+{
+    return res->kind == HANDLER_KIND_BENCHMARK && res->status == 200 && res->body_source == HANDLER_BODY_BENCHMARK &&
+           res->allow == NULL && !res->server_timing && res->fault == FAULT_NONE;
+}
+
+/* A refusal or error text answered at once: `status` with `text` (static, not copied) as its body. */
+void handler_response_text(struct handler_response *res, enum handler_kind kind, int status, const char *text, bool is_head);
 
 /* Decides the answer to one request. Never fails: bad requests get a 4xx description. */
 void handler_route(const struct handler_context *ctx, const struct handler_request *req, struct handler_response *res);

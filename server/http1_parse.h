@@ -52,6 +52,12 @@ enum http1_body_kind {
     HTTP1_BODY_CHUNKED,
 };
 
+/* A header field's value (OWS trimmed), pointing into the parsed buffer; NULL when absent. */
+struct http1_field {
+    const char *value;
+    size_t len;
+};
+
 struct http1_request {
     const char *method;
     size_t method_len;
@@ -71,6 +77,8 @@ struct http1_request {
     bool expect_continue;      /* Expect: 100-continue */
     bool upgrade_h2c;          /* Upgrade: h2c with HTTP2-Settings: hand the connection to HTTP/2 */
     const char *refusal_reason; /* with -1: why, one line for the answer's body (a static string) */
+    struct http1_field mock_delay, mock_status, mock_size; /* X-Mock-Delay, -Status, -Size (the last of each) */
+    struct http1_field mock_fault;                         /* X-Mock-Fault (the last one) */
 };
 
 /* The start of an HTTP/2 prior-knowledge connection preface. */

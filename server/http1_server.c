@@ -2,27 +2,24 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-
 #include "arrival.h"
 #include "clock.h"
 #include "h2o_frontend.h"
-#include "handler.h"
 #include "http1_parse.h"
 #include "picohttpparser.h"
+#include "request_core.h"
 #include "tls_hello.h"
 #include "tls_io.h"
-#include "worker.h"
 
 /* Room for the largest head plus a generous read. */
 #define SCRATCH_BYTES (2 * HTTP1_MAX_HEAD_BYTES)
-/* Bodies up to this size are stored right after the preformatted head: one write() per response. */
-#define INLINE_BODY_MAX_BYTES (16 * 1024)
 /* Pipelined input kept while a response is held; past it the connection stops reading until the
  * response is out, so a client that floods requests cannot grow memory without bound. */
 #define SAVED_INPUT_MAX_BYTES HTTP1_MAX_HEAD_BYTES
@@ -44,37 +41,67 @@ struct pending_output {
     char *owned_body;
 };
 
+/* What dispatch needs of a parsed request: the head's fields (pointing into the read buffer, or into
+ * a body_wait copy) and when the head arrived. */
+struct request_view {
+    const char *method, *path;
+    size_t method_len, path_len;
+    struct handler_controls controls;
+    uint64_t head_arrival_ns; /* CLOCK_MONOTONIC, of the read that completed the head */
+};
+
+/* A request whose body spans reads, which reuse the scratch buffer: its view, with the bytes it
+ * points at copied after it (method, path, X-Mock-* values). Only such requests pay for one. */
+struct body_wait {
+    struct request_view view;
+    char bytes[];
+};
+
+/* A held answer other than the default one (handler_response_is_default_benchmark), which needs its
+ * description kept until it is due. The default one, most of a benchmark, keeps nothing. */
+struct held_response {
+    struct handler_response response; /* owns its rendered storage */
+};
+
 /* Kept small on purpose: idle keep-alive connections are most of a benchmark's memory (192 bytes,
  * one jemalloc size class; lengths use the narrowest type their limits allow). */
 struct http1_conn {
     ev_io watcher;
     struct http1_server *server;
     struct delay_entry held;          /* the response waiting for its delay */
-    struct http1_conn *timeout_prev, *timeout_next;
-    uint64_t deadline_ns;
+    struct timeout_node timeout;      /* in the idle or request list, as timeout_list says */
     char *saved;                      /* unconsumed input carried to the next read (partial head, pipelining) */
-    struct pending_output *output;
-    char *request_target;             /* "METHOD PATH" copy, only while a body spans several reads */
+    union {                           /* never both: a response is either held or being written */
+        struct pending_output *output;        /* CONN_WRITING */
+        struct held_response *held_response;  /* CONN_HELD, when not the default answer (else NULL) */
+    };
+    struct body_wait *body_wait;      /* the request whose body is still arriving (several reads) */
     struct phr_chunked_decoder chunked;
     uint32_t saved_len;               /* <= SCRATCH_BYTES */
     uint32_t body_left;               /* Content-Length bytes still to discard (<= --max-body-size, 1 GiB) */
     uint32_t body_bytes;              /* body bytes of the current request */
-    uint16_t request_method_len, request_target_len; /* < HTTP1_MAX_HEAD_BYTES */
-    uint8_t state;                    /* enum conn_state */
-    uint8_t kind;                     /* enum stats_listener */
-    uint8_t timeout_list;             /* enum timeout_list_id */
-    bool in_body;                     /* reading the current request's body */
-    bool chunked_body;
-    bool keep_alive;                  /* after the current response */
-    bool is_head;
-    bool served_a_request;            /* a later HTTP/2 preface is no longer valid */
-    bool processing;                  /* inside process_input: do not re-enter it */
-    bool read_paused;
-    bool first_read_peeked;           /* the connection's first bytes were checked for HTTP/2 */
-    bool rcvlowat_raised;             /* TLS: SO_RCVLOWAT set while waiting for the whole ClientHello */
+    uint32_t responses_sent;          /* counted only with --max-requests-per-connection */
+    uint32_t age_deadline_ms;         /* --max-connection-age: the monotonic clock in ms (wrapping) when it is due */
+    /* the small fields share one word (bit-fields: an idle connection stays within 192 bytes) */
+    unsigned state : 3;               /* enum conn_state */
+    unsigned kind : 2;                /* enum listener_kind */
+    unsigned timeout_list : 2;        /* enum timeout_list_id */
+    unsigned close_reason : 4;        /* enum stats_close_reason: why it will close (set by the first reason) */
+    unsigned in_body : 1;             /* reading the current request's body */
+    unsigned chunked_body : 1;
+    unsigned keep_alive : 1;          /* after the current response */
+    unsigned is_head : 1;
+    unsigned served_a_request : 1;    /* a later HTTP/2 preface is no longer valid */
+    unsigned processing : 1;          /* inside process_input: do not re-enter it */
+    unsigned read_paused : 1;
+    unsigned first_read_peeked : 1;   /* the connection's first bytes were checked for HTTP/2 */
+    unsigned rcvlowat_raised : 1;     /* TLS: SO_RCVLOWAT set while waiting for the whole ClientHello */
 };
 
 enum timeout_list_id { TIMEOUT_NONE, TIMEOUT_IDLE, TIMEOUT_REQUEST };
+
+_Static_assert(CONN_WRITING < 8 && LISTENER_KIND_COUNT <= 4 && TIMEOUT_REQUEST < 4 && STATS_CLOSE_REASON_COUNT <= 16,
+               "the bit-fields of struct http1_conn hold their enums");
 
 _Static_assert(sizeof(struct http1_conn) <= 192, "an idle connection should fit jemalloc's 192-byte class");
 
@@ -88,7 +115,7 @@ struct http1_tls_conn {
 
 static SSL *conn_ssl(struct http1_conn *conn)
 {
-    return conn->kind == STATS_LISTENER_TLS ? ((struct http1_tls_conn *)conn)->ssl : NULL;
+    return conn->kind == LISTENER_TLS ? ((struct http1_tls_conn *)conn)->ssl : NULL;
 }
 
 /* ---- byte stream: plain socket or TLS, in plain-socket terms ---- */
@@ -113,7 +140,9 @@ static ssize_t conn_writev(struct http1_conn *conn, const struct iovec *iov, int
     return iov_count == 1 ? write(conn->watcher.fd, iov[0].iov_base, iov[0].iov_len) : writev(conn->watcher.fd, iov, iov_count);
 }
 
-static struct http1_timeout_list *timeout_list_of(struct http1_conn *conn)
+/* ---- timeouts ---- */
+
+static struct timeout_list *timeout_list_of(struct http1_conn *conn)
 {
     switch (conn->timeout_list) {
     case TIMEOUT_IDLE: return &conn->server->idle;
@@ -122,64 +151,52 @@ static struct http1_timeout_list *timeout_list_of(struct http1_conn *conn)
     }
 }
 
-/* ---- timeouts ---- */
-
 static void timeout_remove(struct http1_conn *conn)
 {
-    struct http1_timeout_list *list = timeout_list_of(conn);
+    struct timeout_list *list = timeout_list_of(conn);
     if (list == NULL)
         return;
-    if (conn->timeout_prev != NULL)
-        conn->timeout_prev->timeout_next = conn->timeout_next;
-    else
-        list->head = conn->timeout_next;
-    if (conn->timeout_next != NULL)
-        conn->timeout_next->timeout_prev = conn->timeout_prev;
-    else
-        list->tail = conn->timeout_prev;
-    conn->timeout_prev = conn->timeout_next = NULL;
+    timeout_list_remove(list, &conn->timeout);
     conn->timeout_list = TIMEOUT_NONE;
 }
 
-/* Same timeout for everyone in a list, so appending keeps it sorted by deadline and the list's
- * timer only needs setting when the list was empty (libev's "be smart about timeouts"). */
-static void timeout_add(struct http1_timeout_list *list, struct http1_conn *conn, uint64_t now_ns)
+/* (Re)starts the connection's deadline in `list`: now + that list's timeout. */
+static void timeout_add(struct timeout_list *list, struct http1_conn *conn, uint64_t now_ns)
 {
     timeout_remove(conn);
-    conn->deadline_ns = now_ns + list->timeout_ns;
     conn->timeout_list = list == &conn->server->idle ? TIMEOUT_IDLE : TIMEOUT_REQUEST;
-    conn->timeout_prev = list->tail;
-    conn->timeout_next = NULL;
-    if (list->tail != NULL) {
-        list->tail->timeout_next = conn;
-    } else {
-        list->head = conn;
-        if (!ev_is_active(&list->timer)) {
-            ev_timer_set(&list->timer, clock_ns_to_ev_seconds(list->timeout_ns), 0.);
-            ev_timer_start(list->server->worker->loop, &list->timer);
-        }
-    }
-    list->tail = conn;
+    timeout_list_append(list, &conn->timeout, now_ns);
 }
 
 static void conn_close(struct http1_conn *conn);
 
-static void on_timeout_timer(struct ev_loop *loop, ev_timer *timer, int revents)
+/* Closes for `reason` (unless an earlier reason was recorded: the first one is counted). */
+static void conn_close_for(struct http1_conn *conn, enum stats_close_reason reason)
 {
-    struct http1_timeout_list *list = timer->data;
-    uint64_t now_ns = clock_monotonic_ns();
-    while (list->head != NULL && list->head->deadline_ns <= now_ns)
-        conn_close(list->head);
-    if (list->head != NULL) {
-        ev_timer_set(timer, clock_ns_to_ev_seconds(list->head->deadline_ns - now_ns), 0.);
-        ev_timer_start(loop, timer);
-    }
+    if (conn->close_reason == STATS_CLOSE_CLIENT)
+        conn->close_reason = reason;
+    conn_close(conn);
+}
+
+static void on_timeout_expired(struct timeout_list *list, struct timeout_node *node)
+{
+    struct http1_conn *conn = (struct http1_conn *)((char *)node - offsetof(struct http1_conn, timeout));
+    conn_close_for(conn, list == &conn->server->idle ? STATS_CLOSE_IDLE : STATS_CLOSE_REQUEST_TIMEOUT);
 }
 
 /* ---- connection life ---- */
 
+/* Frees what the response in flight owns: the unwritten output, or the held description. */
 static void conn_free_output(struct http1_conn *conn)
 {
+    if (conn->state == CONN_HELD) {
+        if (conn->held_response != NULL) {
+            handler_response_release(&conn->held_response->response);
+            free(conn->held_response);
+            conn->held_response = NULL;
+        }
+        return;
+    }
     if (conn->output == NULL)
         return;
     free(conn->output->head);
@@ -190,37 +207,36 @@ static void conn_free_output(struct http1_conn *conn)
 
 static void conn_close(struct http1_conn *conn)
 {
-    struct worker *worker = conn->server->worker;
-    ev_io_stop(worker->loop, &conn->watcher);
-    if (delay_entry_is_queued(&conn->held))
-        worker_hold_cancel(worker, &conn->held);
+    struct http1_server *server = conn->server;
+    ev_io_stop(server->loop, &conn->watcher);
+    request_core_cancel(server->core, &conn->held); /* only if it was held */
     timeout_remove(conn);
     SSL *ssl = conn_ssl(conn);
     if (ssl != NULL)
         tls_io_close(ssl);
     close(conn->watcher.fd);
-    worker_connection_closed(worker, (enum stats_listener)conn->kind);
+    request_core_connection_closed(server->core, (enum listener_kind)conn->kind, (enum stats_close_reason)conn->close_reason);
     conn_free_output(conn);
     free(conn->saved);
-    free(conn->request_target);
+    free(conn->body_wait);
     free(conn);
 }
 
 /* The connection speaks HTTP/2: h2o takes the socket and the bytes read so far. */
 static void conn_hand_to_h2o(struct http1_conn *conn, const char *bytes, size_t len)
 {
-    struct worker *worker = conn->server->worker;
-    ev_io_stop(worker->loop, &conn->watcher);
+    struct http1_server *server = conn->server;
+    ev_io_stop(server->loop, &conn->watcher);
     timeout_remove(conn);
     /* nothing read yet (h2c preface or Upgrade peeked, a TLS ClientHello offering h2): h2o's own
      * accept path, which also does the TLS handshake; else h2o starts from what we read */
     if (len == 0)
-        h2o_frontend_accept(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind);
+        h2o_frontend_accept(server->h2o, conn->watcher.fd, (enum listener_kind)conn->kind);
     else
-        h2o_frontend_adopt(worker->h2o, conn->watcher.fd, (enum stats_listener)conn->kind, bytes, len);
+        h2o_frontend_adopt(server->h2o, conn->watcher.fd, (enum listener_kind)conn->kind, bytes, len);
     conn_free_output(conn);
     free(conn->saved);
-    free(conn->request_target);
+    free(conn->body_wait);
     free(conn);
 }
 
@@ -228,7 +244,7 @@ static void conn_set_events(struct http1_conn *conn, int events)
 {
     if (conn->watcher.events == events)
         return;
-    struct ev_loop *loop = conn->server->worker->loop;
+    struct ev_loop *loop = conn->server->loop;
     ev_io_stop(loop, &conn->watcher);
     ev_io_set(&conn->watcher, conn->watcher.fd, events);
     if (events != 0)
@@ -243,15 +259,16 @@ static void conn_read_on_if_buffered(struct http1_conn *conn)
 {
     SSL *ssl = conn_ssl(conn);
     if (ssl != NULL && (conn->watcher.events & EV_READ) && tls_io_pending(ssl))
-        ev_feed_event(conn->server->worker->loop, &conn->watcher, EV_READ);
+        ev_feed_event(conn->server->loop, &conn->watcher, EV_READ);
 }
 
 /* The current response is fully written. Returns false if the connection is gone. */
 static bool response_done(struct http1_conn *conn)
 {
-    struct worker *worker = conn->server->worker;
     conn_free_output(conn);
-    if (!conn->keep_alive || worker->draining) {
+    if (conn->keep_alive && conn->server->core->draining)
+        conn->close_reason = STATS_CLOSE_DRAIN; /* the drain began while the response was being written */
+    if (!conn->keep_alive || conn->server->core->draining) {
         /* Let the client see the end of the response before the close; unread input would turn the
          * close into a reset that can destroy the response in flight. */
         SSL *ssl = conn_ssl(conn);
@@ -289,7 +306,7 @@ static bool conn_write(struct http1_conn *conn, const char *head, size_t head_le
         return response_done(conn);
     struct pending_output *out = calloc(1, sizeof(*out));
     if (out == NULL) {
-        conn_close(conn);
+        conn_close_for(conn, STATS_CLOSE_OTHER);
         return false;
     }
     size_t head_written = written < head_len ? written : head_len;
@@ -309,7 +326,7 @@ static bool conn_write(struct http1_conn *conn, const char *head, size_t head_le
     }
     conn->output = out;
     if ((out->head_len && out->head == NULL) || (out->body_len && out->body == NULL)) {
-        conn_close(conn);
+        conn_close_for(conn, STATS_CLOSE_OTHER);
         return false;
     }
     conn->state = CONN_WRITING;
@@ -350,160 +367,259 @@ static void flush_output(struct http1_conn *conn)
 
 /* ---- responses ---- */
 
-static void format_date(char *buf, size_t size, time_t t)
+/* What the garbage fault writes: no status line, a NUL and bytes that are not even text, so any
+ * HTTP/1 parser refuses it at its first byte. */
+static const char fault_garbage_bytes[] = "\x01MOCKUPSTREAM FAULT garbage \x00\xff\xfe this is not HTTP\r\n\r\n";
+
+static bool send_response(struct http1_conn *conn, const struct handler_response *res);
+
+/* A hang's --request-timeout ran out: the client gets a close, as for any request over its time. */
+static void on_hang_timeout(struct delay_entry *entry, uint64_t now_ns)
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    struct http1_conn *conn = (struct http1_conn *)((char *)entry - offsetof(struct http1_conn, held));
+    request_core_hang_over(conn->server->core);
+    conn_close_for(conn, STATS_CLOSE_FAULT);
 }
 
-static void append_common_head(struct strbuf *b, int status, const char *reason, const char *date, const char *content_type,
-                               size_t content_length, bool keep_alive)
+/* Carries out res->fault instead of the response (after its delay, as the response would have been
+ * sent). Only the faulted connection is touched. Returns false if the connection is gone. */
+static bool conn_fault(struct http1_conn *conn, const struct handler_response *res)
 {
-    strbuf_appendf(b,
-                   "HTTP/1.1 %d %s\r\nServer: mockupstream\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Connection: %s\r\n",
-                   status, reason, date, content_type, content_length, keep_alive ? "keep-alive" : "close");
-}
-
-/* The benchmark response depends only on the config and the second: format it once per second. */
-static void refresh_benchmark_response(struct http1_server *server)
-{
-    time_t now = time(NULL);
-    if (now == server->response_date && server->response_keep_alive.len != 0)
-        return;
-    const struct config *cfg = server->worker->config;
-    char date[64];
-    format_date(date, sizeof(date), now);
-    struct strbuf *variants[2] = {&server->response_keep_alive, &server->response_close};
-    for (int i = 0; i < 2; i++) {
-        strbuf_clear(variants[i]);
-        append_common_head(variants[i], 200, "OK", date, "text/plain", cfg->body_bytes, i == 0);
-        strbuf_append(variants[i], "\r\n", 2);
-        if (i == 0)
-            server->response_head_bytes = variants[i]->len;
-        else
-            server->response_close_head_bytes = variants[i]->len;
-        if (server->response_body_inline)
-            strbuf_append(variants[i], cfg->body, cfg->body_bytes);
+    struct http1_server *server = conn->server;
+    enum fault_kind kind = (enum fault_kind)res->fault;
+    SSL *ssl = conn_ssl(conn);
+    if (kind == FAULT_HANG) {
+        /* never answered: reads go on (a client that leaves is seen), input stays unprocessed */
+        conn->state = CONN_HELD;
+        conn->held.on_due = on_hang_timeout;
+        request_core_hang(server->core, &conn->held, clock_monotonic_ns());
+        return true;
     }
-    server->response_date = now;
-}
-
-static void count_request(struct http1_conn *conn, const struct handler_response *res, size_t body_sent)
-{
-    struct stats_worker_slot *slot = conn->server->worker->slot;
-    if (res->is_control || conn->kind == STATS_LISTENER_STATS)
-        stats_add(&slot->control_requests, 1);
-    else
-        stats_request_done(slot, STATS_PROTOCOL_HTTP1, conn->kind == STATS_LISTENER_TLS, res->status, conn->body_bytes, body_sent);
-}
-
-static bool send_benchmark_response(struct http1_conn *conn)
-{
-    struct http1_server *server = conn->server;
-    const struct config *cfg = server->worker->config;
-    bool keep_alive = conn->keep_alive && !server->worker->draining;
-    refresh_benchmark_response(server);
-    const struct strbuf *r = keep_alive ? &server->response_keep_alive : &server->response_close;
-    size_t head_len = keep_alive ? server->response_head_bytes : server->response_close_head_bytes;
-    size_t body_len = conn->is_head ? 0 : cfg->body_bytes;
-    struct handler_response counted = {.status = 200};
-    count_request(conn, &counted, body_len);
-    conn->keep_alive = keep_alive;
-    if (server->response_body_inline)
-        return conn_write(conn, r->data, head_len + body_len, NULL, 0, true);
-    return conn_write(conn, r->data, head_len, cfg->body, body_len, true);
-}
-
-static bool send_handler_response(struct http1_conn *conn, const struct handler_response *res)
-{
-    struct http1_server *server = conn->server;
-    bool keep_alive = conn->keep_alive && !server->worker->draining;
-    conn->keep_alive = keep_alive;
-    char date[64];
-    format_date(date, sizeof(date), time(NULL));
-    strbuf_clear(&server->error_head);
-    append_common_head(&server->error_head, res->status, res->reason, date, res->content_type, res->body_len, keep_alive);
-    if (res->allow != NULL)
-        strbuf_appendf(&server->error_head, "Allow: %s\r\n", res->allow);
-    strbuf_append(&server->error_head, "\r\n", 2);
-    if (server->error_head.failed) {
+    request_core_fault(server->core, kind);
+    conn->keep_alive = false;
+    conn->close_reason = STATS_CLOSE_FAULT;
+    switch (kind) {
+    case FAULT_RESET: {
+        /* SO_LINGER 0: close() sends RST, not FIN; over TLS not even a close_notify first */
+        struct linger abort_on_close = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(conn->watcher.fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+        if (ssl != NULL)
+            SSL_set_quiet_shutdown(ssl, 1);
         conn_close(conn);
         return false;
     }
-    size_t body_len = res->is_head ? 0 : res->body_len;
-    count_request(conn, res, body_len);
-    return conn_write(conn, server->error_head.data, server->error_head.len, res->body, body_len, false);
+    case FAULT_CLOSE:
+        /* FIN (after a close_notify over TLS), no response */
+        shutdown(conn->watcher.fd, SHUT_WR);
+        conn_close(conn);
+        return false;
+    case FAULT_PARTIAL: {
+        /* the head announces the whole body; half of it comes, then the FIN (response_done closes) */
+        struct http1_response_bytes bytes;
+        if (http1_response_format(&server->responses, res, false, &bytes) != 0 || bytes.head == NULL) {
+            conn_close_for(conn, STATS_CLOSE_OTHER);
+            return false;
+        }
+        return conn_write(conn, bytes.head, bytes.head_len, bytes.body, bytes.body_len / 2, res->body_source != HANDLER_BODY_TEXT);
+    }
+    case FAULT_GARBAGE:
+        return conn_write(conn, fault_garbage_bytes, sizeof(fault_garbage_bytes) - 1, NULL, 0, true);
+    default:
+        return send_response(conn, res); /* unreachable: FAULT_NONE is sent */
+    }
+}
+
+/* Counts a response against --max-requests-per-connection and --max-connection-age: false (and the
+ * reason recorded) if this response must be the connection's last, else keep_alive. */
+static bool conn_within_limits(struct http1_conn *conn, bool keep_alive)
+{
+    const struct config *cfg = conn->server->config;
+    uint32_t max_requests = cfg->max_requests_per_connection;
+    if (max_requests != 0 && ++conn->responses_sent >= max_requests) {
+        if (keep_alive)
+            conn->close_reason = STATS_CLOSE_MAX_REQUESTS;
+        return false;
+    }
+    /* wrap-safe: ages are below 2^31 ms (config limits --max-connection-age to 24 days) */
+    if (cfg->max_connection_age_ns != 0 && (int32_t)((uint32_t)(clock_monotonic_ns() / NS_PER_MS) - conn->age_deadline_ms) >= 0) {
+        if (keep_alive)
+            conn->close_reason = STATS_CLOSE_MAX_AGE;
+        return false;
+    }
+    return keep_alive;
+}
+
+/* Sends `res` (head from the preformatted default when it is the default answer) and counts it.
+ * The response borrows res's storage: it is written or copied before this returns. Returns false if
+ * the connection is gone. */
+static bool send_response(struct http1_conn *conn, const struct handler_response *res)
+{
+    struct http1_server *server = conn->server;
+    if (res->fault != FAULT_NONE)
+        return conn_fault(conn, res);
+    bool keep_alive = conn->keep_alive;
+    if (keep_alive && server->core->draining) {
+        keep_alive = false;
+        conn->close_reason = STATS_CLOSE_DRAIN;
+    }
+    if (server->connection_limits)
+        keep_alive = conn_within_limits(conn, keep_alive);
+    conn->keep_alive = keep_alive;
+    struct http1_response_bytes bytes;
+    /* the configured body and the fill never move: point at them, never copy (a 16 MiB size= to a
+     * slow reader would otherwise cost 16 MiB of memory per request) */
+    bool immutable_body = res->body_source == HANDLER_BODY_BENCHMARK || res->body_source == HANDLER_BODY_FILL;
+    if (handler_response_is_default_benchmark(res)) {
+        bytes = http1_response_default(&server->responses, keep_alive, res->is_head);
+    } else if (http1_response_format(&server->responses, res, keep_alive, &bytes) != 0) {
+        conn_close_for(conn, STATS_CLOSE_OTHER);
+        return false;
+    }
+    if (bytes.head == NULL) {
+        conn_close_for(conn, STATS_CLOSE_OTHER);
+        return false;
+    }
+    struct request_core_outcome outcome = {.protocol = STATS_PROTOCOL_HTTP1, .listener = (enum listener_kind)conn->kind,
+                                           .response = res, .request_body_bytes = conn->body_bytes,
+                                           .response_body_bytes = res->is_head ? 0 : res->body_len};
+    request_core_count(server->core, &outcome);
+    /* the preformatted default holds its head in a buffer rebuilt each second: copy what is left
+     * unwritten (conn_write does), never point at it */
+    return conn_write(conn, bytes.head, bytes.head_len, bytes.body, bytes.body_len, immutable_body);
 }
 
 /* A request the parser refused: answer (the body says why, so a client author can tell which rule
  * their client broke) and close once written. */
 static void send_refusal(struct http1_conn *conn, int status, const char *why)
 {
-    struct handler_response res = {.status = status, .reason = handler_reason_phrase(status), .content_type = "text/plain"};
+    struct handler_response res;
     char body[192];
-    snprintf(body, sizeof(body), "%d %s: %s\n", status, res.reason, why);
-    res.body = body;
-    res.body_len = strlen(body);
+    snprintf(body, sizeof(body), "%d %s: %s\n", status, handler_reason_phrase(status), why);
+    handler_response_text(&res, conn->kind == LISTENER_STATS ? HANDLER_KIND_CONTROL : HANDLER_KIND_BENCHMARK, status,
+                          body, false);
     conn->keep_alive = false;
+    conn->close_reason = STATS_CLOSE_PROTOCOL_ERROR;
     conn->body_bytes = 0;
     conn->in_body = false;
-    send_handler_response(conn, &res);
+    send_response(conn, &res);
 }
 
 static void on_held_due(struct delay_entry *entry, uint64_t now_ns)
 {
     struct http1_conn *conn = (struct http1_conn *)((char *)entry - offsetof(struct http1_conn, held));
-    worker_hold_released(conn->server->worker, entry, clock_monotonic_ns());
-    send_benchmark_response(conn);
+    struct http1_server *server = conn->server;
+    request_core_release(server->core, entry, STATS_ARRIVAL_KERNEL, clock_monotonic_ns());
+    struct held_response *held = conn->held_response;
+    conn->held_response = NULL;
+    conn->state = CONN_READING; /* between held and writing: conn_write decides what comes next */
+    if (held == NULL) {
+        struct handler_response res = {.kind = HANDLER_KIND_BENCHMARK, .status = 200, .reason = "OK", .is_head = conn->is_head,
+                                       .body_source = HANDLER_BODY_BENCHMARK, .body = server->config->body,
+                                       .body_len = server->config->body_bytes, .content_type = "text/plain"};
+        send_response(conn, &res);
+        return;
+    }
+    send_response(conn, &held->response);
+    handler_response_release(&held->response);
+    free(held);
 }
 
-/* The request is complete (head and body): route it and answer now or after its delay.
+/* The request is complete (head and body): decide the answer and send it now or after its delay.
  * Returns false if the connection is gone. */
-static bool dispatch(struct http1_conn *conn, const char *method, size_t method_len, const char *path, size_t path_len)
+static bool dispatch(struct http1_conn *conn, const struct request_view *view)
 {
-    struct worker *worker = conn->server->worker;
-    struct handler_request request = {.method = method, .method_len = method_len, .path = path, .path_len = path_len,
-                                      .listener = (enum stats_listener)conn->kind};
+    struct http1_server *server = conn->server;
+    struct handler_request request = {.method = view->method, .method_len = view->method_len, .path = view->path,
+                                      .path_len = view->path_len, .listener = (enum listener_kind)conn->kind,
+                                      .headers = view->controls};
+    /* head to last byte: a client whose requests straggle (a head, then its body ~40 ms later behind
+     * Nagle) shows up in the receive-time histogram */
+    request_core_received(server->core, server->input_arrival_ns - view->head_arrival_ns);
     struct handler_response res;
-    handler_route(&worker->handler, &request, &res);
+    request_core_decide(server->core, &request, &res);
     conn->served_a_request = true;
     conn->is_head = res.is_head;
     timeout_remove(conn);
-    bool benchmark = !res.is_control && res.status == 200 && res.body == worker->config->body;
-    if (benchmark && res.delay_ns != 0) {
-        conn->state = CONN_HELD;
-        conn->held.on_due = on_held_due;
-        /* never due before delay after the previous response's due time: pipelined or early
-         * requests are answered one after the other, as before */
-        uint64_t arrival_ns = conn->server->input_arrival_ns;
-        if (arrival_ns < conn->held.due_ns)
-            arrival_ns = conn->held.due_ns;
-        if (worker_hold(worker, &conn->held, res.delay_ns, arrival_ns) == 0) {
+    /* never due before delay after the previous response's due time: pipelined or early requests
+     * are answered one after the other, in order */
+    uint64_t arrival_ns = server->config->delay_from_head ? view->head_arrival_ns : server->input_arrival_ns;
+    if (arrival_ns < conn->held.due_ns)
+        arrival_ns = conn->held.due_ns;
+    struct held_response *held = NULL;
+    if (res.delay_ns != 0 && !handler_response_is_default_benchmark(&res)) {
+        held = malloc(sizeof(*held));
+        if (held == NULL) {
             handler_response_release(&res);
-            return true;
+            handler_response_text(&res, HANDLER_KIND_BENCHMARK, 503, "out of memory holding the request\n", conn->is_head);
         }
-        conn->state = CONN_READING;
-        conn->keep_alive = false;
-        struct handler_response unavailable = {.status = 503, .reason = handler_reason_phrase(503), .content_type = "text/plain",
-                                               .body = "out of memory holding the request\n"};
-        unavailable.body_len = strlen(unavailable.body);
-        handler_response_release(&res);
-        return send_handler_response(conn, &unavailable);
     }
-    /* the response borrows res's storage: write (or copy) before releasing it */
-    bool alive = benchmark ? send_benchmark_response(conn) : send_handler_response(conn, &res);
+    conn->held.on_due = on_held_due;
+    switch (request_core_start(server->core, &conn->held, &res, arrival_ns)) {
+    case REQUEST_CORE_HELD:
+        conn->state = CONN_HELD;
+        if (held != NULL) {
+            held->response = res; /* owns any rendered storage from here on */
+            conn->held_response = held;
+        } else {
+            handler_response_release(&res);
+        }
+        return true;
+    case REQUEST_CORE_REFUSED:
+        conn->keep_alive = false;
+        break;
+    case REQUEST_CORE_SEND_NOW:
+        break;
+    }
+    free(held);
+    bool alive = send_response(conn, &res);
     handler_response_release(&res);
     return alive;
 }
 
 /* ---- input ---- */
 
+static struct request_view request_view_of(const struct http1_request *req, uint64_t head_arrival_ns)
+{
+    return (struct request_view){
+        .method = req->method, .method_len = req->method_len, .path = req->path, .path_len = req->path_len,
+        .controls = {.delay = req->mock_delay.value, .delay_len = req->mock_delay.len, .status = req->mock_status.value,
+                     .status_len = req->mock_status.len, .size = req->mock_size.value, .size_len = req->mock_size.len,
+                     .fault = req->mock_fault.value, .fault_len = req->mock_fault.len},
+        .head_arrival_ns = head_arrival_ns};
+}
+
+/* Copies `view` and the bytes it points at into one allocation. NULL if out of memory. */
+static struct body_wait *body_wait_new(const struct request_view *view)
+{
+    const char *const *fields[] = {&view->method, &view->path, &view->controls.delay, &view->controls.status, &view->controls.size,
+                                   &view->controls.fault};
+    const size_t lens[] = {view->method_len, view->path_len, view->controls.delay_len, view->controls.status_len,
+                           view->controls.size_len, view->controls.fault_len};
+    enum { FIELD_COUNT = sizeof(lens) / sizeof(lens[0]) };
+    size_t total = 0;
+    for (size_t i = 0; i < FIELD_COUNT; i++)
+        total += lens[i];
+    struct body_wait *wait = malloc(sizeof(*wait) + total);
+    if (wait == NULL)
+        return NULL;
+    wait->view = *view;
+    const char **copies[] = {&wait->view.method, &wait->view.path, &wait->view.controls.delay, &wait->view.controls.status,
+                             &wait->view.controls.size, &wait->view.controls.fault};
+    char *at = wait->bytes;
+    for (size_t i = 0; i < FIELD_COUNT; i++) {
+        if (*fields[i] == NULL)
+            continue;
+        memcpy(at, *fields[i], lens[i]);
+        *copies[i] = at;
+        at += lens[i];
+    }
+    return wait;
+}
+
 /* Discards body bytes at buf. Returns bytes consumed, or -1 if the body is malformed or too large. */
 static ssize_t consume_body(struct http1_conn *conn, char *buf, size_t len, bool *complete)
 {
-    uint64_t max_body = conn->server->worker->config->max_body_bytes;
+    uint64_t max_body = conn->server->config->max_body_bytes;
     *complete = false;
     if (!conn->chunked_body) {
         size_t take = conn->body_left < len ? conn->body_left : len;
@@ -532,7 +648,7 @@ static ssize_t consume_body(struct http1_conn *conn, char *buf, size_t len, bool
  * or -1 if the connection is gone (closed or handed to h2o). */
 static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
 {
-    const struct config *cfg = conn->server->worker->config;
+    const struct config *cfg = conn->server->config;
     size_t off = 0;
     while (conn->state == CONN_READING) {
         if (conn->in_body) {
@@ -547,11 +663,10 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
             if (!complete)
                 return (ssize_t)off;
             conn->in_body = false;
-            char *target = conn->request_target;
-            conn->request_target = NULL;
-            bool alive = dispatch(conn, target, conn->request_method_len, target + conn->request_method_len + 1,
-                                  conn->request_target_len);
-            free(target);
+            struct body_wait *wait = conn->body_wait;
+            conn->body_wait = NULL;
+            bool alive = dispatch(conn, &wait->view);
+            free(wait);
             if (!alive)
                 return -1;
             continue;
@@ -559,7 +674,7 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         if (off == len)
             return (ssize_t)off;
         /* h2c exists only in cleartext: over TLS, HTTP/2 is chosen by ALPN before we get here */
-        bool cleartext = conn->kind != STATS_LISTENER_TLS;
+        bool cleartext = conn->kind != LISTENER_TLS;
         if (cleartext && !conn->served_a_request && off == 0 && http1_looks_like_h2_preface(buf, len)) {
             if (len < strlen(HTTP1_H2_PREFACE))
                 return 0; /* wait for the whole preface */
@@ -592,7 +707,8 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
             return -1;
         }
         if (req.body_kind == HTTP1_BODY_NONE) {
-            if (!dispatch(conn, req.method, req.method_len, req.path, req.path_len))
+            struct request_view view = request_view_of(&req, conn->server->input_arrival_ns);
+            if (!dispatch(conn, &view))
                 return -1;
             continue;
         }
@@ -612,16 +728,12 @@ static ssize_t process_input(struct http1_conn *conn, char *buf, size_t len)
         memset(&conn->chunked, 0, sizeof(conn->chunked));
         conn->chunked.consume_trailer = 1;
         /* the body may span reads that reuse the scratch buffer: keep method and path */
-        conn->request_target = malloc(req.method_len + 1 + req.path_len);
-        if (conn->request_target == NULL) {
-            conn_close(conn);
+        struct request_view view = request_view_of(&req, conn->server->input_arrival_ns);
+        conn->body_wait = body_wait_new(&view);
+        if (conn->body_wait == NULL) {
+            conn_close_for(conn, STATS_CLOSE_OTHER);
             return -1;
         }
-        memcpy(conn->request_target, req.method, req.method_len);
-        conn->request_target[req.method_len] = ' ';
-        memcpy(conn->request_target + req.method_len + 1, req.path, req.path_len);
-        conn->request_method_len = (uint16_t)req.method_len;
-        conn->request_target_len = (uint16_t)req.path_len;
         timeout_add(&conn->server->request, conn, clock_monotonic_ns());
     }
     return (ssize_t)off;
@@ -640,7 +752,7 @@ static bool process_and_save(struct http1_conn *conn, char *buf, size_t len)
     if (rest != 0) {
         char *saved = malloc(rest);
         if (saved == NULL) {
-            conn_close(conn);
+            conn_close_for(conn, STATS_CLOSE_OTHER);
             return false;
         }
         memcpy(saved, buf + used, rest);
@@ -691,12 +803,12 @@ static bool hand_over_unread_if_http2(struct http1_conn *conn)
 static void on_readable(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
-    if (!conn->first_read_peeked && conn->kind != STATS_LISTENER_TLS && hand_over_unread_if_http2(conn))
+    if (!conn->first_read_peeked && conn->kind != LISTENER_TLS && hand_over_unread_if_http2(conn))
         return;
     size_t have = conn->saved_len;
     if (have + HTTP1_MAX_HEAD_BYTES > server->scratch_size) {
         /* cannot happen while saved input is bounded; refuse rather than overflow */
-        conn_close(conn);
+        conn_close_for(conn, STATS_CLOSE_OTHER);
         return;
     }
     ssize_t n = conn_recv(conn, server->scratch + have, server->scratch_size - have);
@@ -772,7 +884,7 @@ static void tls_hello_route(struct http1_conn *conn)
     struct http1_tls_conn *tls = (struct http1_tls_conn *)conn;
     tls->ssl = tls_io_new(server->ssl_ctx, &tls->socket);
     if (tls->ssl == NULL) {
-        conn_close(conn);
+        conn_close_for(conn, STATS_CLOSE_OTHER);
         return;
     }
     conn->state = CONN_TLS_HANDSHAKE;
@@ -796,7 +908,7 @@ static void tls_handshake_step(struct http1_conn *conn)
         conn_set_events(conn, EV_WRITE);
         return;
     case TLS_IO_FAILED:
-        conn_close(conn);
+        conn_close_for(conn, STATS_CLOSE_PROTOCOL_ERROR);
         return;
     }
 }
@@ -804,7 +916,7 @@ static void tls_handshake_step(struct http1_conn *conn)
 static void on_conn_io(struct ev_loop *loop, ev_io *watcher, int revents)
 {
     struct http1_conn *conn = watcher->data;
-    struct delay_queue *delays = &conn->server->worker->delays;
+    struct request_core *core = conn->server->core;
     if (conn->state == CONN_TLS_HELLO)
         tls_hello_route(conn);
     else if (conn->state == CONN_TLS_HANDSHAKE)
@@ -815,15 +927,19 @@ static void on_conn_io(struct ev_loop *loop, ev_io *watcher, int revents)
         on_readable(conn);
     /* Under load one epoll_wait returns hundreds of ready connections, ~10 us of kernel work each:
      * waiting for the end of the batch would make due responses milliseconds late. */
-    delay_queue_fire_due(delays);
+    delay_queue_fire_due(core->delays);
 }
 
 /* ---- public ---- */
 
-int http1_server_init(struct http1_server *server, struct worker *worker, SSL_CTX *ssl_ctx)
+int http1_server_init(struct http1_server *server, struct ev_loop *loop, struct request_core *core, struct h2o_frontend *h2o,
+                      SSL_CTX *ssl_ctx)
 {
     memset(server, 0, sizeof(*server));
-    server->worker = worker;
+    server->loop = loop;
+    server->core = core;
+    server->config = core->config;
+    server->h2o = h2o;
     server->ssl_ctx = ssl_ctx;
     if (ssl_ctx != NULL && tls_io_global_init() != 0)
         return -1;
@@ -831,39 +947,33 @@ int http1_server_init(struct http1_server *server, struct worker *worker, SSL_CT
     server->scratch = malloc(server->scratch_size);
     if (server->scratch == NULL)
         return -1;
-    server->response_body_inline = worker->config->body_bytes <= INLINE_BODY_MAX_BYTES;
-    strbuf_init(&server->response_keep_alive);
-    strbuf_init(&server->response_close);
-    strbuf_init(&server->error_head);
-    struct http1_timeout_list *lists[2] = {&server->idle, &server->request};
-    uint64_t timeouts[2] = {worker->config->idle_timeout_ns, worker->config->request_timeout_ns};
-    for (int i = 0; i < 2; i++) {
-        lists[i]->server = server;
-        lists[i]->timeout_ns = timeouts[i];
-        ev_init(&lists[i]->timer, on_timeout_timer);
-        lists[i]->timer.data = lists[i];
-    }
+    http1_response_init(&server->responses, server->config);
+    server->connection_limits = server->config->max_requests_per_connection != 0 || server->config->max_connection_age_ns != 0;
+    timeout_list_init(&server->idle, loop, server->config->idle_timeout_ns, on_timeout_expired, server);
+    timeout_list_init(&server->request, loop, server->config->request_timeout_ns, on_timeout_expired, server);
     return 0;
 }
 
-void http1_server_accept(struct http1_server *server, int fd, enum stats_listener kind)
+void http1_server_accept(struct http1_server *server, int fd, enum listener_kind kind)
 {
-    bool tls = kind == STATS_LISTENER_TLS;
+    bool tls = kind == LISTENER_TLS;
     struct http1_conn *conn = calloc(1, tls ? sizeof(struct http1_tls_conn) : sizeof(struct http1_conn));
     if (conn == NULL) {
         close(fd);
-        worker_connection_closed(server->worker, kind);
+        request_core_connection_closed(server->core, kind, STATS_CLOSE_OTHER);
         return;
     }
     conn->server = server;
     conn->kind = (uint8_t)kind;
     conn->state = tls ? CONN_TLS_HELLO : CONN_READING;
     conn->keep_alive = true;
+    if (server->config->max_connection_age_ns != 0)
+        conn->age_deadline_ms = (uint32_t)((clock_monotonic_ns() + request_core_connection_age_limit_ns(server->core)) / NS_PER_MS);
     if (tls)
         ((struct http1_tls_conn *)conn)->socket = (struct tls_io_socket){.fd = fd, .arrivals = &server->arrivals};
     ev_io_init(&conn->watcher, on_conn_io, fd, EV_READ);
     conn->watcher.data = conn;
-    ev_io_start(server->worker->loop, &conn->watcher);
+    ev_io_start(server->loop, &conn->watcher);
     /* a TLS handshake is bounded like a request (h2o's handshake timeout was 10 s, the default) */
     timeout_add(tls ? &server->request : &server->idle, conn, clock_monotonic_ns());
 }
@@ -871,5 +981,17 @@ void http1_server_accept(struct http1_server *server, int fd, enum stats_listene
 void http1_server_request_shutdown(struct http1_server *server)
 {
     while (server->idle.head != NULL)
-        conn_close(server->idle.head);
+        conn_close_for((struct http1_conn *)((char *)server->idle.head - offsetof(struct http1_conn, timeout)), STATS_CLOSE_DRAIN);
+}
+
+size_t http1_server_responses_in_flight(const struct http1_server *server)
+{
+    /* a connection writing a response is on the request list (its write deadline); only a drain asks,
+     * every 10 ms, so a walk of that list is cheaper than keeping a count on every write */
+    size_t writing = 0;
+    for (const struct timeout_node *node = server->request.head; node != NULL; node = node->next) {
+        const struct http1_conn *conn = (const struct http1_conn *)((const char *)node - offsetof(struct http1_conn, timeout));
+        writing += conn->state == CONN_WRITING;
+    }
+    return writing;
 }

@@ -3,9 +3,10 @@
  * h2o 2.2.5's HTTP/1 path stops and restarts reading around every request (~5 syscalls each). Here
  * a connection keeps one read watcher for its whole life, a request costs one read() and one
  * write(), reads go into a per-worker scratch buffer (an idle keep-alive connection owns no buffer),
- * and the benchmark response is preformatted once per second (for its Date header).
+ * and the default benchmark response is preformatted once per second (http1_response.h).
  *
- * Routing goes through handler_route(), exactly as on the h2o path. A connection that turns out to
+ * What to answer, holding and counting go through the request core (request_core.h), exactly as on
+ * the h2o path; this file carries the answer out in HTTP/1.1 (cleartext, or TLS over tls_io.h). A connection that turns out to
  * speak HTTP/2 is handed to h2o: unread if its first bytes (peeked) are the prior-knowledge preface
  * or an Upgrade: h2c request, else with the bytes read so far (an upgrade after HTTP/1.1 requests).
  * Timeouts: `--idle-timeout` between requests; `--request-timeout` from the first byte of a request
@@ -16,50 +17,47 @@
 
 #include <ev.h>
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "arrival.h"
+#include "config.h"
+#include "http1_response.h"
 #include "stats.h"
-#include "strbuf.h"
+#include "timeout_list.h"
 
-struct worker;
-struct http1_conn;
-
-/* Connections whose deadlines all use the same timeout, oldest first, behind one libev timer. */
-struct http1_timeout_list {
-    struct http1_conn *head, *tail;
-    uint64_t timeout_ns;
-    ev_timer timer;
-    struct http1_server *server;
-};
+struct h2o_frontend;
+struct request_core;
 
 struct http1_server {
-    struct worker *worker;
-    struct http1_timeout_list idle;    /* keep-alive connections between requests */
-    struct http1_timeout_list request; /* connections reading a request or writing a response */
+    struct ev_loop *loop;
+    struct request_core *core;         /* decides, holds and counts requests */
+    const struct config *config;
+    struct h2o_frontend *h2o;          /* takes the connections that turn out to speak HTTP/2 */
+    struct timeout_list idle;          /* keep-alive connections between requests */
+    struct timeout_list request;       /* connections reading a request or writing a response */
     char *scratch;                     /* read buffer shared by all connections of the worker */
     size_t scratch_size;
-    /* the benchmark response, head and body, for keep-alive and for close; rebuilt every second */
-    struct strbuf response_keep_alive, response_close;
-    size_t response_head_bytes;   /* head length in both (they differ only in the Connection value) */
-    size_t response_close_head_bytes;
-    int response_body_inline;     /* body copied after the head (small bodies): one write() */
-    time_t response_date;
-    struct strbuf error_head;     /* scratch for non-benchmark response heads */
-    uint64_t input_arrival_ns;    /* when the input being processed arrived (see arrival_recv) */
+    struct http1_response_cache responses;
+    uint64_t input_arrival_ns;         /* when the input being processed arrived (see arrival_recv) */
     struct arrival_reader arrivals;
-    SSL_CTX *ssl_ctx;             /* the TLS listener's context; NULL without --tls-listen */
+    SSL_CTX *ssl_ctx;                  /* the TLS listener's context; NULL without --tls-listen */
+    bool connection_limits;            /* --max-requests-per-connection or --max-connection-age is set */
 };
 
-/* Sets up the server for `worker` (its loop, config and stats); `ssl_ctx` serves the TLS listener
- * (NULL without one). Returns 0 or -1 (out of memory). */
-int http1_server_init(struct http1_server *server, struct worker *worker, SSL_CTX *ssl_ctx);
+/* Sets the server up on `loop`: requests go to `core`, HTTP/2 connections to `h2o`; `ssl_ctx` serves
+ * the TLS listener (NULL without one). Returns 0 or -1 (out of memory). */
+int http1_server_init(struct http1_server *server, struct ev_loop *loop, struct request_core *core, struct h2o_frontend *h2o,
+                      SSL_CTX *ssl_ctx);
 
 /* Serves an accepted connection (takes ownership of fd). A TLS connection whose ClientHello
  * offers h2 is handed to h2o unread; any other TLS connection is served here over OpenSSL. */
-void http1_server_accept(struct http1_server *server, int fd, enum stats_listener kind);
+void http1_server_accept(struct http1_server *server, int fd, enum listener_kind kind);
+
+/* Responses partly written, waiting for their client to read (a large body to a slow reader). */
+size_t http1_server_responses_in_flight(const struct http1_server *server);
 
 /* Drain: closes idle keep-alive connections now; the others close after their current response. */
 void http1_server_request_shutdown(struct http1_server *server);

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "distribution.h"
 #include "duration.h"
 #include "h2o_frontend.h"
 #include "listener.h"
@@ -23,7 +24,7 @@
 
 #define EXIT_USAGE 2
 #define EXIT_STARTUP 1
-#define TIMER_METHOD "timerfd (one FIFO per delay)"
+#define TIMER_METHOD "timerfd (runs per delay + 4-ary heap)"
 
 /* jemalloc exports mallctl when it replaced malloc; a weak reference is NULL otherwise (ASan builds,
  * or a binary someone linked without it). */
@@ -74,29 +75,41 @@ static void fill_process_info(struct stats_process_info *info, const struct conf
     info->start_monotonic_ns = clock_monotonic_ns();
     info->delay_ns = cfg->delay_ns;
     info->open_file_limit = open_file_limit;
+    info->master_pid = getpid();
     info->workers = cfg->workers;
+    distribution_describe(&cfg->delay, info->delay_spec, sizeof(info->delay_spec));
+    distribution_describe(&cfg->status, info->status_spec, sizeof(info->status_spec));
+    distribution_describe(&cfg->body_size, info->body_size_spec, sizeof(info->body_size_spec));
+    snprintf(info->seed, sizeof(info->seed), "%llu", (unsigned long long)cfg->seed);
 }
 
-static const char *listener_scheme(enum stats_listener kind)
+static const char *listener_scheme(enum listener_kind kind)
 {
     switch (kind) {
-    case STATS_LISTENER_HTTP: return "http";
-    case STATS_LISTENER_TLS: return "https";
+    case LISTENER_HTTP: return "http";
+    case LISTENER_TLS: return "https";
     default: return "stats";
     }
 }
 
 static void print_banner(const struct config *cfg, const struct stats_process_info *info)
 {
-    char line[1024], delay_text[32];
+    char line[4096];
     size_t n = (size_t)snprintf(line, sizeof(line), "mockupstream %s: listening on", MOCKUPSTREAM_VERSION);
     for (size_t i = 0; i < cfg->listener_count && n < sizeof(line); i++)
         n += (size_t)snprintf(line + n, sizeof(line) - n, "%s %s://%s", i ? "," : "", listener_scheme(cfg->listeners[i].kind),
                               cfg->listeners[i].text);
     if (n < sizeof(line))
-        snprintf(line + n, sizeof(line) - n, "; workers %u (%s); delay %s; timers %s; allocator %s; open files %llu", cfg->workers, cfg->workers_source,
-                 duration_format(cfg->delay_ns, delay_text, sizeof(delay_text)), TIMER_METHOD, info->allocator,
-                 (unsigned long long)info->open_file_limit);
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "; workers %u (%s); delay %s", cfg->workers, cfg->workers_source,
+                              info->delay_spec);
+    /* status and body size only when they are not the plain 200 with the configured body */
+    if (n < sizeof(line) && !(cfg->status_is_fixed && cfg->status_code == 200))
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "; status %s", info->status_spec);
+    if (n < sizeof(line) && !cfg->body_size_is_fixed)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "; body size %s", info->body_size_spec);
+    if (n < sizeof(line))
+        snprintf(line + n, sizeof(line) - n, "; seed %s (%s); timers %s; allocator %s; open files %llu", info->seed,
+                 cfg->seed_source, TIMER_METHOD, info->allocator, (unsigned long long)info->open_file_limit);
     log_msg("%s", line);
 }
 

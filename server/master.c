@@ -64,6 +64,7 @@ static void close_listeners_except(const struct master_setup *setup, unsigned ke
 static void spawn(struct master *master, unsigned index)
 {
     const struct master_setup *setup = master->setup;
+    pid_t master_pid = getpid(); /* read before fork: the child cannot tell a dead parent from init */
     pid_t pid = fork();
     if (pid < 0) {
         log_msg("fork for worker %u: %s; retrying", index, strerror(errno));
@@ -74,6 +75,7 @@ static void spawn(struct master *master, unsigned index)
         close_listeners_except(setup, index);
         struct worker_setup worker_setup = {
             .index = index,
+            .master_pid = master_pid,
             .config = setup->config,
             .stats = setup->stats,
             .h2o_shared = setup->h2o_shared,

@@ -2,134 +2,89 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "stats_json.h"
+#include "stats_snapshot.h"
+#include "stats_table.h"
 
-/* ---- totals over workers ---- */
+/* ---- formatting ---- */
 
-static const char *const protocol_names[STATS_PROTOCOL_COUNT] = {"http1", "http2"};
-static const char *const listener_names[STATS_LISTENER_COUNT] = {"http", "tls", "stats"};
-static const char *const code_names[STATS_CODE_CLASS_COUNT] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-static const char *const violation_names[STATS_VIOLATION_COUNT] = {
-    [STATS_VIOLATION_HTTP2_CONNECTION_SPECIFIC_HEADER] = "http2_connection_specific_header",
-    [STATS_VIOLATION_HTTP2_TE_NOT_TRAILERS] = "http2_te_not_trailers",
-    [STATS_VIOLATION_HTTP2_MISSING_AUTHORITY] = "http2_missing_authority",
-    [STATS_VIOLATION_HTTP2_EMPTY_PATH] = "http2_empty_path",
-    [STATS_VIOLATION_HTTP2_HEADER_LIST_TOO_LARGE] = "http2_header_list_too_large",
-};
+/* Numbers are formatted by hand: a scrape prints about a thousand of them, and snprintf was half of
+ * its CPU time. Buffers hold at least FORMAT_MAX_BYTES. */
+#define FORMAT_MAX_BYTES 32
 
-/* A snapshot of every counter summed over the running workers' slots. */
-struct stats_totals {
-    uint64_t requests[STATS_PROTOCOL_COUNT][2][STATS_CODE_CLASS_COUNT];
-    uint64_t requests_total, control_requests, requests_cancelled;
-    uint64_t protocol_violations[STATS_VIOLATION_COUNT];
-    uint64_t held_now, held_peak;
-    uint64_t accepted[STATS_LISTENER_COUNT], closed[STATS_LISTENER_COUNT];
-    uint64_t fd_exhausted, request_body_bytes, response_body_bytes;
-    uint64_t lateness_buckets[STATS_LATENESS_BUCKET_COUNT + 1];
-    uint64_t lateness_count, lateness_sum_ns, lateness_max_ns;
-};
-
-static uint64_t slot_requests(const struct stats_worker_slot *slot)
+/* Decimal digits of v, NUL-terminated; returns the length. */
+static size_t format_u64(uint64_t v, char *buf)
 {
-    uint64_t n = 0;
-    for (int p = 0; p < STATS_PROTOCOL_COUNT; p++)
-        for (int t = 0; t < 2; t++)
-            for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++)
-                n += stats_read(&slot->requests[p][t][c]);
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = digits[n - 1 - i];
+    buf[n] = '\0';
     return n;
 }
 
-static uint64_t slot_open_connections(const struct stats_worker_slot *slot)
+/* Nanoseconds as seconds, exactly and without float noise (1000 -> "0.000001", 10^9 -> "1"). */
+static size_t format_seconds_from_ns(uint64_t ns, char *buf)
 {
-    uint64_t open = 0;
-    for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
-        /* closed is read first: a reader racing the writer never sees more closed than accepted */
-        uint64_t closed = stats_read(&slot->connections_closed[l]);
-        uint64_t accepted = stats_read(&slot->connections_accepted[l]);
-        open += accepted > closed ? accepted - closed : 0;
+    size_t len = format_u64(ns / NS_PER_SEC, buf);
+    uint64_t fraction = ns % NS_PER_SEC;
+    if (fraction == 0)
+        return len;
+    buf[len++] = '.';
+    for (uint64_t unit = NS_PER_SEC / 10; fraction != 0; unit /= 10) {
+        buf[len++] = (char)('0' + fraction / unit);
+        fraction %= unit;
     }
-    return open;
+    buf[len] = '\0';
+    return len;
 }
 
-static void totals_collect(const struct stats_segment *segment, struct stats_totals *t)
+static size_t format_value(enum stats_metric_unit unit, uint64_t v, char *buf)
 {
-    memset(t, 0, sizeof(*t));
-    for (uint32_t w = 0; w < segment->info.workers; w++) {
-        const struct stats_worker_slot *slot = &segment->workers[w];
-        for (int p = 0; p < STATS_PROTOCOL_COUNT; p++)
-            for (int tls = 0; tls < 2; tls++)
-                for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++) {
-                    uint64_t n = stats_read(&slot->requests[p][tls][c]);
-                    t->requests[p][tls][c] += n;
-                    t->requests_total += n;
-                }
-        t->control_requests += stats_read(&slot->control_requests);
-        t->requests_cancelled += stats_read(&slot->requests_cancelled);
-        for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
-            t->protocol_violations[v] += stats_read(&slot->protocol_violations[v]);
-        t->held_now += stats_read(&slot->held_now);
-        t->held_peak += stats_read(&slot->held_peak);
-        for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
-            uint64_t closed = stats_read(&slot->connections_closed[l]);
-            uint64_t accepted = stats_read(&slot->connections_accepted[l]);
-            t->closed[l] += closed;
-            t->accepted[l] += accepted > closed ? accepted : closed;
-        }
-        t->fd_exhausted += stats_read(&slot->accept_fd_exhausted);
-        t->request_body_bytes += stats_read(&slot->request_body_bytes);
-        t->response_body_bytes += stats_read(&slot->response_body_bytes);
-        for (int b = 0; b <= STATS_LATENESS_BUCKET_COUNT; b++) {
-            uint64_t n = stats_read(&slot->lateness_buckets[b]);
-            t->lateness_buckets[b] += n;
-            /* the count is the bucket sum, so +Inf always equals _count whatever a writer is doing */
-            t->lateness_count += n;
-        }
-        t->lateness_sum_ns += stats_read(&slot->lateness_sum_ns);
-        uint64_t max_ns = stats_read(&slot->lateness_max_ns);
-        if (max_ns > t->lateness_max_ns)
-            t->lateness_max_ns = max_ns;
-    }
+    return unit == STATS_UNIT_NS ? format_seconds_from_ns(v, buf) : format_u64(v, buf);
 }
 
-/* Quantile q of the lateness histogram in seconds, interpolated linearly inside its bucket; a
- * quantile that lands in +Inf (or past the observed max) reports the max. */
-static double lateness_quantile_seconds(const struct stats_totals *t, double q)
+/* A render: the snapshot it prints, and the histogram bounds formatted once for all histograms. */
+struct render {
+    struct stats_snapshot snap;
+    char le[STATS_HISTOGRAM_BUCKET_COUNT + 1][FORMAT_MAX_BYTES]; /* in seconds, "+Inf" last */
+};
+
+static int render_init(struct render *r, const struct stats_segment *segment)
 {
-    double rank = q * (double)t->lateness_count;
+    for (int b = 0; b < STATS_HISTOGRAM_BUCKET_COUNT; b++)
+        format_seconds_from_ns(stats_histogram_bucket_upper_ns[b], r->le[b]);
+    memcpy(r->le[STATS_HISTOGRAM_BUCKET_COUNT], "+Inf", sizeof("+Inf"));
+    return stats_snapshot_take(&r->snap, segment);
+}
+
+/* Quantile q of a histogram in seconds, interpolated linearly inside its bucket; a quantile that lands
+ * in +Inf (or past the observed max) reports the max. */
+static double histogram_quantile_seconds(const struct stats_histogram *h, double q)
+{
+    double rank = q * (double)h->count;
     uint64_t cumulative = 0;
-    for (int b = 0; b < STATS_LATENESS_BUCKET_COUNT; b++) {
-        uint64_t n = t->lateness_buckets[b];
+    for (int b = 0; b < STATS_HISTOGRAM_BUCKET_COUNT; b++) {
+        uint64_t n = h->buckets[b];
         if (n != 0 && (double)(cumulative + n) >= rank) {
-            double lower = b == 0 ? 0.0 : (double)stats_lateness_bucket_upper_ns[b - 1];
-            double upper = (double)stats_lateness_bucket_upper_ns[b];
+            double lower = b == 0 ? 0.0 : (double)stats_histogram_bucket_upper_ns[b - 1];
+            double upper = (double)stats_histogram_bucket_upper_ns[b];
             double ns = lower + (upper - lower) * ((rank - (double)cumulative) / (double)n);
-            if (ns > (double)t->lateness_max_ns)
-                ns = (double)t->lateness_max_ns;
+            if (ns > (double)h->max_ns)
+                ns = (double)h->max_ns;
             return ns / NS_PER_SEC;
         }
         cumulative += n;
     }
-    return (double)t->lateness_max_ns / NS_PER_SEC;
-}
-
-/* Bucket bounds are whole nanoseconds: print them in seconds without float noise (1e-06 -> "0.000001"). */
-static void append_seconds_from_ns(struct strbuf *out, uint64_t ns)
-{
-    char digits[24];
-    snprintf(digits, sizeof(digits), "%llu.%09llu", (unsigned long long)(ns / NS_PER_SEC), (unsigned long long)(ns % NS_PER_SEC));
-    size_t len = strlen(digits);
-    while (digits[len - 1] == '0')
-        len--;
-    if (digits[len - 1] == '.')
-        len--;
-    strbuf_append(out, digits, len);
-}
-
-static double uptime_seconds(const struct stats_segment *segment)
-{
-    return (double)(clock_monotonic_ns() - segment->info.start_monotonic_ns) / NS_PER_SEC;
+    return (double)h->max_ns / NS_PER_SEC;
 }
 
 /* Label values come from libraries (version strings): escape what the text format requires. */
@@ -160,309 +115,331 @@ static void append_json_string(struct strbuf *out, const char *value)
     strbuf_append(out, "\"", 1);
 }
 
+/* A bounded, NUL-terminated string field of the process info. */
+static const char *info_string(const struct stats_process_info *info, size_t offset, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", (const char *)info + offset);
+    return buf;
+}
+
 /* ---- JSON ---- */
 
-void stats_render_json(const struct stats_segment *segment, struct strbuf *out)
+static void json_put_text(struct stats_json *doc, const char *path, const char *value)
 {
-    const struct stats_process_info *info = &segment->info;
-    struct stats_totals t;
-    totals_collect(segment, &t);
+    stats_json_put(doc, path, value, strlen(value));
+}
 
-    strbuf_append_str(out, "{\"version\":");
-    append_json_string(out, info->version);
-    strbuf_append_str(out, ",\"build\":{\"h2o\":");
-    append_json_string(out, info->h2o_version);
-    strbuf_append_str(out, ",\"libev\":");
-    append_json_string(out, info->libev_version);
-    strbuf_append_str(out, ",\"libev_backend\":");
-    append_json_string(out, info->libev_backend);
-    strbuf_append_str(out, ",\"allocator\":");
-    append_json_string(out, info->allocator);
-    strbuf_append_str(out, ",\"timer_method\":");
-    append_json_string(out, info->timer_method);
-    strbuf_appendf(out, "},\"uptime_seconds\":%.3f,\"start_time_seconds\":%.3f", uptime_seconds(segment),
-                   (double)info->start_unix_ns / NS_PER_SEC);
-    strbuf_appendf(out, ",\"config\":{\"delay_seconds\":%.9g,\"workers\":%u,\"open_file_limit\":%llu}",
-                   (double)info->delay_ns / NS_PER_SEC, info->workers, (unsigned long long)info->open_file_limit);
+/* Replaces the "{}" in `path` by `key`. */
+static void expand_path(const char *path, const char *key, char *buf, size_t size)
+{
+    const char *mark = strstr(path, "{}");
+    if (mark == NULL)
+        snprintf(buf, size, "%s", path);
+    else
+        snprintf(buf, size, "%.*s%s%s", (int)(mark - path), path, key, mark + 2);
+}
 
-    strbuf_appendf(out, ",\"requests\":{\"total\":%llu,\"by_protocol\":{", (unsigned long long)t.requests_total);
-    for (int p = 0; p < STATS_PROTOCOL_COUNT; p++)
-        for (int tls = 0; tls < 2; tls++) {
-            uint64_t n = 0;
-            for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++)
-                n += t.requests[p][tls][c];
-            strbuf_appendf(out, "%s\"%s%s\":%llu", p || tls ? "," : "", protocol_names[p], tls ? "_tls" : "", (unsigned long long)n);
-        }
-    strbuf_append_str(out, "},\"by_code\":{");
-    for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++) {
-        uint64_t n = 0;
-        for (int p = 0; p < STATS_PROTOCOL_COUNT; p++)
-            n += t.requests[p][0][c] + t.requests[p][1][c];
-        strbuf_appendf(out, "%s\"%s\":%llu", c ? "," : "", code_names[c], (unsigned long long)n);
-    }
-    strbuf_appendf(out, "},\"cancelled\":%llu}", (unsigned long long)t.requests_cancelled);
-    strbuf_appendf(out, ",\"control_requests\":%llu", (unsigned long long)t.control_requests);
-    strbuf_appendf(out, ",\"held\":{\"now\":%llu,\"peak\":%llu}", (unsigned long long)t.held_now, (unsigned long long)t.held_peak);
-    strbuf_append_str(out, ",\"protocol_violations\":{");
-    for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
-        strbuf_appendf(out, "%s\"%s\":%llu", v ? "," : "", violation_names[v], (unsigned long long)t.protocol_violations[v]);
-    strbuf_append_str(out, "}");
-
-    uint64_t accepted = 0, closed = 0;
-    for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
-        accepted += t.accepted[l];
-        closed += t.closed[l];
-    }
-    strbuf_appendf(out, ",\"connections\":{\"open\":%llu,\"accepted\":%llu,\"closed\":%llu,\"fd_exhausted\":%llu,\"by_listener\":{",
-                   (unsigned long long)(accepted - closed), (unsigned long long)accepted, (unsigned long long)closed,
-                   (unsigned long long)t.fd_exhausted);
-    for (int l = 0; l < STATS_LISTENER_COUNT; l++)
-        strbuf_appendf(out, "%s\"%s\":{\"open\":%llu,\"accepted\":%llu,\"closed\":%llu}", l ? "," : "", listener_names[l],
-                       (unsigned long long)(t.accepted[l] - t.closed[l]), (unsigned long long)t.accepted[l],
-                       (unsigned long long)t.closed[l]);
-    strbuf_appendf(out, "}},\"bytes\":{\"request_body\":%llu,\"response_body\":%llu}", (unsigned long long)t.request_body_bytes,
-                   (unsigned long long)t.response_body_bytes);
-
-    strbuf_appendf(out, ",\"lateness\":{\"count\":%llu,\"sum_seconds\":%.9f,\"max_seconds\":%.9f", (unsigned long long)t.lateness_count,
-                   (double)t.lateness_sum_ns / NS_PER_SEC, (double)t.lateness_max_ns / NS_PER_SEC);
+static void json_put_histogram(struct stats_json *doc, const struct render *r, const char *path, const struct stats_histogram *h,
+                               struct strbuf *scratch)
+{
+    char key[192], value[FORMAT_MAX_BYTES];
+    snprintf(key, sizeof(key), "%s.count", path);
+    format_u64(h->count, value);
+    json_put_text(doc, key, value);
+    snprintf(key, sizeof(key), "%s.sum_seconds", path);
+    format_seconds_from_ns(h->sum_ns, value);
+    json_put_text(doc, key, value);
+    snprintf(key, sizeof(key), "%s.max_seconds", path);
+    format_seconds_from_ns(h->max_ns, value);
+    json_put_text(doc, key, value);
     static const struct {
         const char *name;
         double q;
     } quantiles[] = {{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p999", 0.999}};
     for (size_t i = 0; i < sizeof(quantiles) / sizeof(quantiles[0]); i++) {
-        if (t.lateness_count == 0)
-            strbuf_appendf(out, ",\"%s_seconds\":null", quantiles[i].name);
+        snprintf(key, sizeof(key), "%s.%s_seconds", path, quantiles[i].name);
+        if (h->count == 0)
+            snprintf(value, sizeof(value), "null");
         else
-            strbuf_appendf(out, ",\"%s_seconds\":%.9f", quantiles[i].name, lateness_quantile_seconds(&t, quantiles[i].q));
+            snprintf(value, sizeof(value), "%.9f", histogram_quantile_seconds(h, quantiles[i].q));
+        json_put_text(doc, key, value);
     }
-    strbuf_append_str(out, ",\"buckets\":[");
+    strbuf_clear(scratch);
+    strbuf_append_str(scratch, "[");
     uint64_t cumulative = 0;
-    for (int b = 0; b <= STATS_LATENESS_BUCKET_COUNT; b++) {
-        cumulative += t.lateness_buckets[b];
-        strbuf_append_str(out, b ? ",{\"le\":" : "{\"le\":");
-        if (b == STATS_LATENESS_BUCKET_COUNT)
-            strbuf_append_str(out, "\"+Inf\"");
+    for (int b = 0; b <= STATS_HISTOGRAM_BUCKET_COUNT; b++) {
+        cumulative += h->buckets[b];
+        strbuf_append_str(scratch, b ? ",{\"le\":" : "{\"le\":");
+        if (b == STATS_HISTOGRAM_BUCKET_COUNT)
+            strbuf_append_str(scratch, "\"+Inf\"");
         else
-            append_seconds_from_ns(out, stats_lateness_bucket_upper_ns[b]);
-        strbuf_appendf(out, ",\"count\":%llu}", (unsigned long long)cumulative);
+            strbuf_append_str(scratch, r->le[b]);
+        strbuf_append_str(scratch, ",\"count\":");
+        strbuf_append(scratch, value, format_u64(cumulative, value));
+        strbuf_append_str(scratch, "}");
     }
-    strbuf_append_str(out, "]},\"workers\":[");
-    for (uint32_t w = 0; w < info->workers; w++) {
-        const struct stats_worker_slot *slot = &segment->workers[w];
-        strbuf_appendf(out,
-                       "%s{\"index\":%u,\"pid\":%lld,\"restarts\":%llu,\"requests\":%llu,\"control_requests\":%llu,"
-                       "\"connections_open\":%llu,\"held_now\":%llu,\"held_peak\":%llu}",
-                       w ? "," : "", w, (long long)__atomic_load_n(&slot->pid, __ATOMIC_RELAXED),
-                       (unsigned long long)stats_read(&slot->restarts), (unsigned long long)slot_requests(slot),
-                       (unsigned long long)stats_read(&slot->control_requests), (unsigned long long)slot_open_connections(slot),
-                       (unsigned long long)stats_read(&slot->held_now), (unsigned long long)stats_read(&slot->held_peak));
+    strbuf_append_str(scratch, "]");
+    snprintf(key, sizeof(key), "%s.buckets", path);
+    if (!scratch->failed)
+        stats_json_put(doc, key, scratch->data, scratch->len);
+    else
+        doc->failed = true;
+}
+
+/* The figures of every metric of `scope` into `doc`; `w` is the worker (or process) index, -1 for the
+ * server-wide figures. */
+static void json_put_metrics(struct stats_json *doc, const struct render *r, enum stats_metric_scope scope, long w,
+                             uint64_t *acc, struct stats_histogram *hacc, struct strbuf *scratch)
+{
+    char key[64], path[128], value[FORMAT_MAX_BYTES];
+    for (size_t i = 0; i < stats_metric_count; i++) {
+        const struct stats_metric *m = &stats_metrics[i];
+        if (m->json_path == NULL || m->scope != scope)
+            continue;
+        if (scope == STATS_SCOPE_PROCESS) {
+            if (r->snap.process_present[w])
+                format_value(m->unit, stats_snapshot_process_value(&r->snap, m, (uint32_t)w), value);
+            else
+                snprintf(value, sizeof(value), "null");
+            json_put_text(doc, m->json_path, value);
+            continue;
+        }
+        size_t groups = stats_view_group_count(m->view, m->count);
+        if (m->type == STATS_METRIC_HISTOGRAM) {
+            stats_snapshot_histograms(&r->snap, m, hacc);
+            for (size_t g = 0; g < groups; g++) {
+                stats_view_json_key(m->view, g, key, sizeof(key));
+                expand_path(m->json_path, key, path, sizeof(path));
+                json_put_histogram(doc, r, path, &hacc[g], scratch);
+            }
+            continue;
+        }
+        stats_snapshot_values(&r->snap, m, w, acc);
+        for (size_t g = 0; g < groups; g++) {
+            if (acc[g] == 0 && stats_view_is_sparse(m->view))
+                continue;
+            stats_view_json_key(m->view, g, key, sizeof(key));
+            expand_path(m->json_path, key, path, sizeof(path));
+            format_value(m->unit, acc[g], value);
+            json_put_text(doc, path, value);
+        }
+        if (stats_view_is_sparse(m->view)) {
+            /* an object with no code seen yet is still an object */
+            expand_path(m->json_path, "", path, sizeof(path));
+            path[strlen(path) - 1] = '\0'; /* drop the trailing '.' */
+            bool any = false;
+            for (size_t g = 0; g < groups && !any; g++)
+                any = acc[g] != 0;
+            if (!any)
+                json_put_text(doc, path, "{}");
+        }
     }
-    strbuf_append_str(out, "]}\n");
+}
+
+/* A sub-document (a worker, the master) written as a JSON fragment into `out`. */
+static void json_put_process_object(const struct render *r, long w, int64_t pid, bool with_slot, uint64_t *acc,
+                                    struct stats_histogram *hacc, struct strbuf *scratch, struct strbuf *out)
+{
+    struct stats_json doc;
+    stats_json_init(&doc);
+    char value[32];
+    if (with_slot) {
+        snprintf(value, sizeof(value), "%ld", w);
+        json_put_text(&doc, "index", value);
+        json_put_metrics(&doc, r, STATS_SCOPE_WORKER, w, acc, hacc, scratch);
+    } else {
+        snprintf(value, sizeof(value), "%lld", (long long)pid);
+        json_put_text(&doc, "pid", value);
+    }
+    json_put_metrics(&doc, r, STATS_SCOPE_PROCESS, w, acc, hacc, scratch);
+    stats_json_write(&doc, out);
+    stats_json_free(&doc);
+}
+
+void stats_render_json(const struct stats_segment *segment, struct strbuf *out)
+{
+    struct render render_storage, *r = &render_storage;
+    uint64_t *acc = malloc(STATS_VIEW_MAX_GROUPS * sizeof(*acc));
+    struct stats_histogram *hacc = malloc(STATS_VIEW_MAX_HISTOGRAM_GROUPS * sizeof(*hacc));
+    struct strbuf scratch, fragment;
+    struct stats_json doc;
+    strbuf_init(&scratch);
+    strbuf_init(&fragment);
+    stats_json_init(&doc);
+    if (render_init(r, segment) != 0 || acc == NULL || hacc == NULL) {
+        out->failed = true;
+        goto done;
+    }
+
+    char text[STATS_SPEC_TEXT_BYTES];
+    for (size_t i = 0; i < stats_build_field_count; i++) {
+        strbuf_clear(&scratch);
+        append_json_string(&scratch, info_string(&segment->info, stats_build_fields[i].offset, text, sizeof(text)));
+        stats_json_put(&doc, stats_build_fields[i].json_path, scratch.data, scratch.len);
+    }
+    for (size_t i = 0; i < stats_config_field_count; i++) {
+        strbuf_clear(&scratch);
+        append_json_string(&scratch, info_string(&segment->info, stats_config_fields[i].offset, text, sizeof(text)));
+        stats_json_put(&doc, stats_config_fields[i].json_path, scratch.data, scratch.len);
+    }
+    json_put_metrics(&doc, r, STATS_SCOPE_SERVER, -1, acc, hacc, &scratch);
+
+    strbuf_append_str(&fragment, "[");
+    for (uint32_t w = 0; w < r->snap.workers; w++) {
+        if (w)
+            strbuf_append_str(&fragment, ",");
+        json_put_process_object(r, w, 0, true, acc, hacc, &scratch, &fragment);
+    }
+    strbuf_append_str(&fragment, "]");
+    stats_json_put(&doc, "workers", fragment.data, fragment.len);
+    strbuf_clear(&fragment);
+    json_put_process_object(r, r->snap.workers, segment->info.master_pid, false, acc, hacc, &scratch, &fragment);
+    stats_json_put(&doc, "master", fragment.data, fragment.len);
+    if (scratch.failed || fragment.failed)
+        doc.failed = true;
+
+    stats_json_write(&doc, out);
+    strbuf_append_str(out, "\n");
+done:
+    stats_snapshot_release(&r->snap);
+    stats_json_free(&doc);
+    strbuf_free(&scratch);
+    strbuf_free(&fragment);
+    free(acc);
+    free(hacc);
 }
 
 /* ---- Prometheus ---- */
 
-/* Families whose single sample is a plain number from the totals or the process info. */
-enum value_kind { VALUE_COUNTER, VALUE_GAUGE };
-
-struct scalar_metric {
-    const char *name;
-    const char *help;
-    enum value_kind kind;
-    double (*value)(const struct stats_segment *segment, const struct stats_totals *t);
-};
-
-static double start_time_value(const struct stats_segment *s, const struct stats_totals *t)
+static const char *type_name(enum stats_metric_type type)
 {
-    return (double)s->info.start_unix_ns / NS_PER_SEC;
-}
-static double uptime_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return uptime_seconds(s);
-}
-static double delay_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)s->info.delay_ns / NS_PER_SEC;
-}
-static double workers_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return s->info.workers;
-}
-static double open_file_limit_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)s->info.open_file_limit;
-}
-static double control_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->control_requests;
-}
-static double cancelled_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->requests_cancelled;
-}
-static double held_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->held_now;
-}
-static double fd_exhausted_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->fd_exhausted;
-}
-static double request_bytes_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->request_body_bytes;
-}
-static double response_bytes_value(const struct stats_segment *s, const struct stats_totals *t)
-{
-    return (double)t->response_body_bytes;
+    switch (type) {
+    case STATS_METRIC_COUNTER: return "counter";
+    case STATS_METRIC_GAUGE: return "gauge";
+    case STATS_METRIC_HISTOGRAM: return "histogram";
+    }
+    return "untyped";
 }
 
-static const struct scalar_metric scalar_metrics[] = {
-    {"mockupstream_start_time_seconds", "Start time of the server since the Unix epoch.", VALUE_GAUGE, start_time_value},
-    {"mockupstream_uptime_seconds", "Seconds since the server started.", VALUE_GAUGE, uptime_value},
-    {"mockupstream_config_delay_seconds", "Configured default delay (--delay).", VALUE_GAUGE, delay_value},
-    {"mockupstream_workers", "Configured worker processes.", VALUE_GAUGE, workers_value},
-    {"mockupstream_open_file_limit", "Open-file limit of the server processes.", VALUE_GAUGE, open_file_limit_value},
-    {"mockupstream_control_requests_total", "Requests to /stats, /metrics and /healthz (not in requests_total).",
-     VALUE_COUNTER, control_value},
-    {"mockupstream_requests_cancelled_total", "Held requests whose client went away before the response.", VALUE_COUNTER,
-     cancelled_value},
-    {"mockupstream_held_requests", "Requests waiting for their delay now.", VALUE_GAUGE, held_value},
-    {"mockupstream_accept_fd_exhausted_total", "accept() failures for lack of file descriptors.", VALUE_COUNTER,
-     fd_exhausted_value},
-    {"mockupstream_request_body_bytes_total", "Request body bytes received.", VALUE_COUNTER, request_bytes_value},
-    {"mockupstream_response_body_bytes_total", "Response body bytes sent.", VALUE_COUNTER, response_bytes_value},
-};
-
-/* Per-worker families: one sample per worker slot. */
-struct worker_metric {
-    const char *name;
-    const char *help;
-    enum value_kind kind;
-    uint64_t (*value)(const struct stats_worker_slot *slot);
-};
-
-static uint64_t worker_held(const struct stats_worker_slot *slot)
+/* One sample line: name+suffix{labels,le="..."} value */
+static void prom_sample(struct strbuf *out, const char *name, const char *suffix, const char *labels, const char *le,
+                        const char *value)
 {
-    return stats_read(&slot->held_now);
-}
-static uint64_t worker_held_peak(const struct stats_worker_slot *slot)
-{
-    return stats_read(&slot->held_peak);
-}
-static uint64_t worker_restarts(const struct stats_worker_slot *slot)
-{
-    return stats_read(&slot->restarts);
-}
-static uint64_t worker_pid(const struct stats_worker_slot *slot)
-{
-    return (uint64_t)__atomic_load_n(&slot->pid, __ATOMIC_RELAXED);
+    strbuf_append_str(out, name);
+    strbuf_append_str(out, suffix);
+    if (labels[0] != '\0' || le != NULL) {
+        strbuf_append_str(out, "{");
+        strbuf_append_str(out, labels);
+        if (le != NULL) {
+            strbuf_append_str(out, labels[0] != '\0' ? ",le=\"" : "le=\"");
+            strbuf_append_str(out, le);
+            strbuf_append_str(out, "\"");
+        }
+        strbuf_append_str(out, "}");
+    }
+    strbuf_append_str(out, " ");
+    strbuf_append_str(out, value);
+    strbuf_append_str(out, "\n");
 }
 
-static const struct worker_metric worker_metrics[] = {
-    {"mockupstream_worker_requests_total", "Benchmark requests completed by each worker.", VALUE_COUNTER, slot_requests},
-    {"mockupstream_worker_connections_open", "Open connections of each worker.", VALUE_GAUGE, slot_open_connections},
-    {"mockupstream_worker_held_requests", "Requests each worker holds now.", VALUE_GAUGE, worker_held},
-    {"mockupstream_worker_held_requests_peak", "Most requests each worker has held at once.", VALUE_GAUGE, worker_held_peak},
-    {"mockupstream_worker_restarts_total", "Times the master restarted each worker.", VALUE_COUNTER, worker_restarts},
-    {"mockupstream_worker_pid", "Process id of each worker (0 while it restarts).", VALUE_GAUGE, worker_pid},
-};
-
-static void family_header(struct strbuf *out, const char *name, const char *help, const char *type)
+static void prom_histogram(struct strbuf *out, const struct render *r, const char *name, const char *labels,
+                           const struct stats_histogram *h)
 {
-    strbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static const char *kind_name(enum value_kind kind)
-{
-    return kind == VALUE_COUNTER ? "counter" : "gauge";
+    char value[FORMAT_MAX_BYTES];
+    uint64_t cumulative = 0;
+    for (int b = 0; b <= STATS_HISTOGRAM_BUCKET_COUNT; b++) {
+        cumulative += h->buckets[b];
+        format_u64(cumulative, value);
+        prom_sample(out, name, "_bucket", labels, r->le[b], value);
+    }
+    format_seconds_from_ns(h->sum_ns, value);
+    prom_sample(out, name, "_sum", labels, NULL, value);
+    format_u64(h->count, value);
+    prom_sample(out, name, "_count", labels, NULL, value);
 }
 
 void stats_render_prometheus(const struct stats_segment *segment, struct strbuf *out)
 {
-    const struct stats_process_info *info = &segment->info;
-    struct stats_totals t;
-    totals_collect(segment, &t);
+    struct render render_storage, *r = &render_storage;
+    uint64_t *acc = malloc(STATS_VIEW_MAX_GROUPS * sizeof(*acc));
+    struct stats_histogram *hacc = malloc(STATS_VIEW_MAX_HISTOGRAM_GROUPS * sizeof(*hacc));
+    if (render_init(r, segment) != 0 || acc == NULL || hacc == NULL) {
+        out->failed = true;
+        goto done;
+    }
 
-    family_header(out, "mockupstream_build_info", "Versions of mockupstream and the libraries it runs on.", "gauge");
-    const struct {
-        const char *label;
-        const char *value;
-    } build_labels[] = {{"version", info->version},           {"h2o", info->h2o_version},
-                        {"libev", info->libev_version},        {"libev_backend", info->libev_backend},
-                        {"allocator", info->allocator},        {"timer_method", info->timer_method}};
-    strbuf_append_str(out, "mockupstream_build_info{");
-    for (size_t i = 0; i < sizeof(build_labels) / sizeof(build_labels[0]); i++) {
-        strbuf_appendf(out, "%s%s=\"", i ? "," : "", build_labels[i].label);
-        append_label_value(out, build_labels[i].value);
+    strbuf_append_str(out, "# HELP mockupstream_build_info Versions of mockupstream and the libraries it runs on.\n"
+                           "# TYPE mockupstream_build_info gauge\nmockupstream_build_info{");
+    char text[STATS_SPEC_TEXT_BYTES];
+    for (size_t i = 0; i < stats_build_field_count; i++) {
+        strbuf_appendf(out, "%s%s=\"", i ? "," : "", stats_build_fields[i].label);
+        append_label_value(out, info_string(&segment->info, stats_build_fields[i].offset, text, sizeof(text)));
+        strbuf_append_str(out, "\"");
+    }
+    strbuf_append_str(out, "} 1\n");
+    strbuf_append_str(out, "# HELP mockupstream_config_info The delay, status and body size every benchmark answer is drawn "
+                           "from (--delay, --status, --body-size) and the --seed of the draws.\n"
+                           "# TYPE mockupstream_config_info gauge\nmockupstream_config_info{");
+    for (size_t i = 0; i < stats_config_field_count; i++) {
+        strbuf_appendf(out, "%s%s=\"", i ? "," : "", stats_config_fields[i].label);
+        append_label_value(out, info_string(&segment->info, stats_config_fields[i].offset, text, sizeof(text)));
         strbuf_append_str(out, "\"");
     }
     strbuf_append_str(out, "} 1\n");
 
-    for (size_t i = 0; i < sizeof(scalar_metrics) / sizeof(scalar_metrics[0]); i++) {
-        const struct scalar_metric *m = &scalar_metrics[i];
-        family_header(out, m->name, m->help, kind_name(m->kind));
-        double v = m->value(segment, &t);
-        /* counters and counts print as integers, times with microseconds and no float noise */
-        if (v == (double)(uint64_t)v)
-            strbuf_appendf(out, "%s %llu\n", m->name, (unsigned long long)v);
-        else
-            strbuf_appendf(out, "%s %.6f\n", m->name, v);
-    }
-
-    family_header(out, "mockupstream_requests_total", "Benchmark requests completed, by protocol, TLS and status class.",
-                  "counter");
-    for (int p = 0; p < STATS_PROTOCOL_COUNT; p++)
-        for (int tls = 0; tls < 2; tls++)
-            for (int c = 0; c < STATS_CODE_CLASS_COUNT; c++)
-                strbuf_appendf(out, "mockupstream_requests_total{protocol=\"%s\",tls=\"%s\",code=\"%s\"} %llu\n", protocol_names[p],
-                               tls ? "true" : "false", code_names[c], (unsigned long long)t.requests[p][tls][c]);
-
-    family_header(out, "mockupstream_protocol_violations_total",
-                  "Requests that broke a protocol rule, by kind (served anyway, or refused on that request alone).", "counter");
-    for (int v = 0; v < STATS_VIOLATION_COUNT; v++)
-        strbuf_appendf(out, "mockupstream_protocol_violations_total{kind=\"%s\"} %llu\n", violation_names[v],
-                       (unsigned long long)t.protocol_violations[v]);
-
-    const struct {
-        const char *name;
-        const char *help;
-        enum value_kind kind;
-        int which; /* 0 open, 1 accepted, 2 closed */
-    } connection_families[] = {
-        {"mockupstream_connections_open", "Open connections, by listener.", VALUE_GAUGE, 0},
-        {"mockupstream_connections_accepted_total", "Connections accepted, by listener.", VALUE_COUNTER, 1},
-        {"mockupstream_connections_closed_total", "Connections closed, by listener.", VALUE_COUNTER, 2},
-    };
-    for (size_t f = 0; f < sizeof(connection_families) / sizeof(connection_families[0]); f++) {
-        family_header(out, connection_families[f].name, connection_families[f].help, kind_name(connection_families[f].kind));
-        for (int l = 0; l < STATS_LISTENER_COUNT; l++) {
-            uint64_t v = connection_families[f].which == 0   ? t.accepted[l] - t.closed[l]
-                         : connection_families[f].which == 1 ? t.accepted[l]
-                                                              : t.closed[l];
-            strbuf_appendf(out, "%s{listener=\"%s\"} %llu\n", connection_families[f].name, listener_names[l], (unsigned long long)v);
+    char labels[160], view_part[128], value[FORMAT_MAX_BYTES];
+    for (size_t i = 0; i < stats_metric_count; i++) {
+        const struct stats_metric *m = &stats_metrics[i];
+        if (m->name == NULL)
+            continue;
+        strbuf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, type_name(m->type));
+        size_t groups = stats_view_group_count(m->view, m->count);
+        switch (m->scope) {
+        case STATS_SCOPE_SERVER:
+            if (m->type == STATS_METRIC_HISTOGRAM) {
+                stats_snapshot_histograms(&r->snap, m, hacc);
+                for (size_t g = 0; g < groups; g++) {
+                    stats_view_labels(m->view, g, labels, sizeof(labels));
+                    prom_histogram(out, r, m->name, labels, &hacc[g]);
+                }
+                break;
+            }
+            stats_snapshot_values(&r->snap, m, -1, acc);
+            for (size_t g = 0; g < groups; g++) {
+                if (acc[g] == 0 && stats_view_is_sparse(m->view))
+                    continue;
+                stats_view_labels(m->view, g, labels, sizeof(labels));
+                format_value(m->unit, acc[g], value);
+                prom_sample(out, m->name, "", labels, NULL, value);
+            }
+            break;
+        case STATS_SCOPE_WORKER:
+            for (uint32_t w = 0; w < r->snap.workers; w++) {
+                stats_snapshot_values(&r->snap, m, w, acc);
+                for (size_t g = 0; g < groups; g++) {
+                    stats_view_labels(m->view, g, view_part, sizeof(view_part));
+                    snprintf(labels, sizeof(labels), "worker=\"%u\"%s%s", w, view_part[0] ? "," : "", view_part);
+                    format_value(m->unit, acc[g], value);
+                    prom_sample(out, m->name, "", labels, NULL, value);
+                }
+            }
+            break;
+        case STATS_SCOPE_PROCESS:
+            for (uint32_t p = 0; p <= r->snap.workers; p++) {
+                if (!r->snap.process_present[p])
+                    continue;
+                if (p < r->snap.workers)
+                    snprintf(labels, sizeof(labels), "worker=\"%u\"", p);
+                else
+                    snprintf(labels, sizeof(labels), "worker=\"master\"");
+                format_value(m->unit, stats_snapshot_process_value(&r->snap, m, p), value);
+                prom_sample(out, m->name, "", labels, NULL, value);
+            }
+            break;
         }
     }
-
-    family_header(out, "mockupstream_delay_lateness_seconds",
-                  "Time a delayed response was handed to the socket minus the time it was due.", "histogram");
-    uint64_t cumulative = 0;
-    for (int b = 0; b <= STATS_LATENESS_BUCKET_COUNT; b++) {
-        cumulative += t.lateness_buckets[b];
-        strbuf_append_str(out, "mockupstream_delay_lateness_seconds_bucket{le=\"");
-        if (b == STATS_LATENESS_BUCKET_COUNT)
-            strbuf_append_str(out, "+Inf");
-        else
-            append_seconds_from_ns(out, stats_lateness_bucket_upper_ns[b]);
-        strbuf_appendf(out, "\"} %llu\n", (unsigned long long)cumulative);
-    }
-    strbuf_appendf(out, "mockupstream_delay_lateness_seconds_sum %.9f\nmockupstream_delay_lateness_seconds_count %llu\n",
-                   (double)t.lateness_sum_ns / NS_PER_SEC, (unsigned long long)t.lateness_count);
-
-    for (size_t i = 0; i < sizeof(worker_metrics) / sizeof(worker_metrics[0]); i++) {
-        const struct worker_metric *m = &worker_metrics[i];
-        family_header(out, m->name, m->help, kind_name(m->kind));
-        for (uint32_t w = 0; w < info->workers; w++)
-            strbuf_appendf(out, "%s{worker=\"%u\"} %llu\n", m->name, w, (unsigned long long)m->value(&segment->workers[w]));
-    }
+done:
+    stats_snapshot_release(&r->snap);
+    free(acc);
+    free(hacc);
 }

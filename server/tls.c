@@ -58,7 +58,8 @@ SSL_CTX *tls_context_create(const char *cert_path, const char *key_path, char *e
     /* Resumption by ticket only (stateless: any worker can resume what another issued). OpenSSL's
      * built-in session cache is per process, so with SO_REUSEPORT spreading reconnects over the
      * workers it would mostly miss, while every full handshake paid to insert into it. nginx's
-     * default ("ssl_session_cache none") makes the same choice. */
+     * default ("ssl_session_cache none") makes the same choice. The HTTP/1.1 path issues one TLS 1.3
+     * ticket per connection, with its first response (tls_io_new); h2o's keeps OpenSSL's two. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return ctx;
 }

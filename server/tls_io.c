@@ -1,6 +1,7 @@
 #include "tls_io.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,10 +26,55 @@ static int bio_read(BIO *bio, char *buf, int size)
     return (int)n;
 }
 
+/* Appends a record to the held bytes (the deferred ticket; see tls_io_new). */
+static int hold_record(struct tls_io_socket *sock, const char *buf, int size)
+{
+    unsigned char *held = realloc(sock->held, sock->held_bytes + (size_t)size);
+    if (held == NULL)
+        return -1;
+    memcpy(held + sock->held_bytes, buf, (size_t)size);
+    sock->held = held;
+    sock->held_bytes += (uint32_t)size;
+    return size;
+}
+
+/* Sends the held bytes and then buf in one sendmsg(). Returns bytes of buf taken (> 0), or -1 with
+ * the BIO's retry flag set if the kernel took only held bytes (what is left of them stays held). */
+static int send_held_then(BIO *bio, struct tls_io_socket *sock, const char *buf, int size)
+{
+    struct iovec iov[2] = {{sock->held, sock->held_bytes}, {(void *)buf, (size_t)size}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t n = sendmsg(sock->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            BIO_set_retry_write(bio);
+        return -1;
+    }
+    if ((size_t)n < sock->held_bytes) {
+        memmove(sock->held, sock->held + n, sock->held_bytes - (size_t)n);
+        sock->held_bytes -= (uint32_t)n;
+        BIO_set_retry_write(bio);
+        return -1;
+    }
+    n -= (ssize_t)sock->held_bytes;
+    free(sock->held);
+    sock->held = NULL;
+    sock->held_bytes = 0;
+    if (n == 0) {
+        BIO_set_retry_write(bio);
+        return -1;
+    }
+    return (int)n;
+}
+
 static int bio_write(BIO *bio, const char *buf, int size)
 {
     struct tls_io_socket *sock = BIO_get_data(bio);
     BIO_clear_retry_flags(bio);
+    if (sock->holding)
+        return hold_record(sock, buf, size);
+    if (sock->held_bytes != 0)
+        return send_held_then(bio, sock, buf, size);
     ssize_t n = send(sock->fd, buf, (size_t)size, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         BIO_set_retry_write(bio);
@@ -37,7 +83,8 @@ static int bio_write(BIO *bio, const char *buf, int size)
 
 static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    /* OpenSSL flushes after each flight of handshake messages; writes are unbuffered here */
+    /* OpenSSL flushes after each flight of handshake messages. Writes are unbuffered here, except the
+     * held ticket, which leaves with the next record written (and must not leave on its own). */
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
@@ -77,6 +124,8 @@ SSL *tls_io_new(SSL_CTX *ctx, struct tls_io_socket *sock)
      * see it: callers must check tls_io_pending() after each read. Only here, not on the shared
      * context: h2o 2.2.5 decides whether to read on from SSL_pending() alone. */
     SSL_set_read_ahead(ssl, 1);
+    /* no tickets right after the handshake: one is issued with the first response (issue_ticket) */
+    SSL_set_num_tickets(ssl, 0);
     SSL_set_accept_state(ssl);
     return ssl;
 }
@@ -130,11 +179,31 @@ static ssize_t write_once(SSL *ssl, const void *buf, size_t len)
     return -1;
 }
 
+/* Writes the connection's one session ticket into the held bytes, so that the record written next
+ * (the first response) carries it out in the same sendmsg(). TLS 1.3 only: TLS 1.2 tickets are part
+ * of the handshake. SSL_new_session_ticket() only queues the ticket; SSL_do_handshake() writes it at
+ * once (OpenSSL would otherwise write and flush it on its own at the start of the next SSL_write). */
+static void issue_ticket(SSL *ssl)
+{
+    struct tls_io_socket *sock = BIO_get_data(SSL_get_wbio(ssl));
+    sock->ticket_settled = true;
+    if (SSL_version(ssl) != TLS1_3_VERSION || SSL_new_session_ticket(ssl) != 1) {
+        ERR_clear_error();
+        return;
+    }
+    sock->holding = true;
+    if (SSL_do_handshake(ssl) != 1) /* only out of memory: the write that follows fails too */
+        ERR_clear_error();
+    sock->holding = false;
+}
+
 ssize_t tls_io_writev(SSL *ssl, const struct iovec *iov, int iov_count)
 {
     size_t total = 0;
     for (int i = 0; i < iov_count; i++)
         total += iov[i].iov_len;
+    if (total != 0 && !((struct tls_io_socket *)BIO_get_data(SSL_get_wbio(ssl)))->ticket_settled)
+        issue_ticket(ssl);
     if (iov_count == 2 && iov[0].iov_len != 0 && iov[1].iov_len != 0 && total <= JOIN_MAX_BYTES) {
         char joined[JOIN_MAX_BYTES];
         memcpy(joined, iov[0].iov_base, iov[0].iov_len);
@@ -171,5 +240,9 @@ void tls_io_shutdown(SSL *ssl)
 void tls_io_close(SSL *ssl)
 {
     tls_io_shutdown(ssl);
+    struct tls_io_socket *sock = BIO_get_data(SSL_get_wbio(ssl));
+    free(sock->held); /* a ticket that never got out (the client stopped reading) */
+    sock->held = NULL;
+    sock->held_bytes = 0;
     SSL_free(ssl);
 }

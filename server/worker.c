@@ -26,29 +26,6 @@
 #define DRAIN_CHECK_SECONDS 0.01
 #define FD_EXHAUSTION_LOG_INTERVAL_NS (10 * NS_PER_SEC)
 
-/* ---- held requests (shared by every protocol path) ---- */
-
-int worker_hold(struct worker *worker, struct delay_entry *entry, uint64_t delay_ns, uint64_t arrival_ns)
-{
-    if (delay_queue_push(&worker->delays, entry, delay_ns, arrival_ns) != 0)
-        return -1;
-    stats_held_inc(worker->slot);
-    return 0;
-}
-
-void worker_hold_released(struct worker *worker, const struct delay_entry *entry, uint64_t now_ns)
-{
-    stats_held_dec(worker->slot);
-    stats_lateness_record(worker->slot, now_ns - entry->due_ns);
-}
-
-void worker_hold_cancel(struct worker *worker, struct delay_entry *entry)
-{
-    delay_queue_cancel(&worker->delays, entry);
-    stats_held_dec(worker->slot);
-    stats_add(&worker->slot->requests_cancelled, 1);
-}
-
 /* ---- accepting ---- */
 
 static void listeners_start(struct worker *worker)
@@ -98,9 +75,10 @@ static void on_accept_resume_timer(struct ev_loop *loop, ev_timer *watcher, int 
     /* if still out of fds, the next accept pauses again (without logging a second time) */
 }
 
-void worker_connection_closed(struct worker *worker, enum stats_listener kind)
+/* The request core's hook: a connection closed, so a file descriptor may be free again. */
+static void on_connection_closed(void *owner)
 {
-    stats_add(&worker->slot->connections_closed[kind], 1);
+    struct worker *worker = owner;
     if (worker->accept_paused)
         accept_resume(worker);
 }
@@ -148,7 +126,7 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *watcher, int reven
 static uint64_t open_connections(const struct worker *worker)
 {
     uint64_t open = 0;
-    for (int kind = 0; kind < STATS_LISTENER_COUNT; kind++)
+    for (int kind = 0; kind < LISTENER_KIND_COUNT; kind++)
         open += worker->slot->connections_accepted[kind] - worker->slot->connections_closed[kind];
     return open;
 }
@@ -156,7 +134,8 @@ static uint64_t open_connections(const struct worker *worker)
 static void drain_finish(struct worker *worker, int status)
 {
     if (status == WORKER_EXIT_DRAIN_TIMEOUT)
-        log_msg("drain timeout: %zu held requests unanswered", worker->delays.queued);
+        log_msg("drain timeout: %zu held requests unanswered, %zu responses still being written", worker->delays.queued,
+                http1_server_responses_in_flight(&worker->http1));
     h2o_frontend_flush(worker->h2o);
     exit(status);
 }
@@ -164,7 +143,8 @@ static void drain_finish(struct worker *worker, int status)
 static void drain_check(struct worker *worker)
 {
     uint64_t now_ns = clock_monotonic_ns();
-    if (worker->delays.queued != 0) {
+    /* a response still being written counts as unanswered, as a held one does */
+    if (worker->delays.queued != 0 || http1_server_responses_in_flight(&worker->http1) != 0) {
         worker->drain_quiet_since_ns = 0;
         if (now_ns >= worker->drain_deadline_ns)
             drain_finish(worker, WORKER_EXIT_DRAIN_TIMEOUT);
@@ -186,6 +166,7 @@ static void on_drain_timer(struct ev_loop *loop, ev_timer *watcher, int revents)
 static void drain_start(struct worker *worker)
 {
     worker->draining = true;
+    worker->core.draining = true;
     worker->drain_deadline_ns = clock_monotonic_ns() + worker->config->drain_timeout_ns;
     listeners_stop(worker);
     ev_timer_stop(worker->loop, &worker->accept_resume_timer);
@@ -214,14 +195,18 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *watcher, int revents)
 
 /* ---- the loop ---- */
 
+/* Everything the worker does before its loop blocks, in one place and in this order: answer what is
+ * due, guard new HTTP/2 connections before h2o reads more, let h2o write what it queued, check the
+ * drain, and last arm the delay timer for whatever the steps before queued. */
 static void on_before_block(struct ev_loop *loop, ev_prepare *watcher, int revents)
 {
     struct worker *worker = watcher->data;
     delay_queue_fire_due(&worker->delays);
-    h2o_limits_before_block(worker->h2o_limits); /* guard new HTTP/2 connections before h2o reads more */
+    h2o_limits_before_block(worker->h2o_limits);
     h2o_frontend_flush(worker->h2o);
     if (worker->draining)
         drain_check(worker);
+    delay_queue_before_block(&worker->delays);
 }
 
 static void worker_fail(const char *what, const char *detail)
@@ -232,7 +217,6 @@ static void worker_fail(const char *what, const char *detail)
 
 void worker_main(const struct worker_setup *setup)
 {
-    pid_t master = getppid();
     char role[32], err[256];
     snprintf(role, sizeof(role), "worker %u", setup->index);
     log_set_role(role);
@@ -249,8 +233,11 @@ void worker_main(const struct worker_setup *setup)
     /* Ctrl-C reaches the whole process group; the master turns it into one SIGTERM per worker. */
     signal(SIGINT, SIG_IGN);
     /* If the master dies, drain and exit rather than keep the port as an orphan. */
+    /* The master may have died before the prctl: then getppid() is already someone else (init or a
+     * subreaper), and comparing with a getppid() read here would miss it; the pid read before fork
+     * does not. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master)
+    if (getppid() != setup->master_pid)
         exit(WORKER_EXIT_OK);
 
     static struct worker worker_storage;
@@ -258,7 +245,6 @@ void worker_main(const struct worker_setup *setup)
     worker->index = setup->index;
     worker->config = setup->config;
     worker->slot = &setup->stats->workers[setup->index];
-    worker->handler = (struct handler_context){.config = setup->config, .stats = setup->stats};
     __atomic_store_n(&worker->slot->pid, (int64_t)getpid(), __ATOMIC_RELAXED);
     __atomic_store_n(&worker->slot->started_at_unix_ns, clock_realtime_ns(), __ATOMIC_RELAXED);
 
@@ -269,12 +255,17 @@ void worker_main(const struct worker_setup *setup)
         worker_fail("stderr", err);
     if (delay_queue_init(&worker->delays, worker->loop) != 0)
         worker_fail("timerfd", strerror(errno));
+    /* a restarted worker draws a fresh stream rather than replaying its predecessor's (prng.h) */
+    uint64_t stream = setup->index + (uint64_t)setup->config->workers * stats_read(&worker->slot->restarts);
+    if (request_core_init(&worker->core, setup->config, setup->stats, worker->slot, stream, &worker->delays,
+                          on_connection_closed, worker) != 0)
+        worker_fail("body fill", strerror(errno));
     worker->h2o = calloc(1, sizeof(*worker->h2o));
-    if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker, setup->h2o_shared, err, sizeof(err)) != 0)
+    if (worker->h2o == NULL || h2o_frontend_init(worker->h2o, worker->loop, &worker->core, setup->h2o_shared, err, sizeof(err)) != 0)
         worker_fail("h2o", worker->h2o ? err : "out of memory");
     if ((worker->h2o_limits = h2o_limits_start(worker->loop, worker->h2o, setup->config, err, sizeof(err))) == NULL)
         worker_fail("h2o limits", err);
-    if (http1_server_init(&worker->http1, worker, setup->h2o_shared->ssl_ctx) != 0)
+    if (http1_server_init(&worker->http1, worker->loop, &worker->core, worker->h2o, setup->h2o_shared->ssl_ctx) != 0)
         worker_fail("http1", "out of memory");
 
     worker->listener_count = setup->config->listener_count;

@@ -11,19 +11,23 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "lib"))
+LIB, INTEGRATION = os.path.join(HERE, "lib"), os.path.join(HERE, "integration")
+sys.path.insert(0, LIB)
 
 
 def run_suite(binary, sanitized, pattern, verbosity):
     os.environ["MOCKUPSTREAM_BIN"] = os.path.abspath(binary)
     os.environ["MOCKUPSTREAM_SANITIZED"] = "1" if sanitized else "0"
-    # mockserver reads these at import time: reload it for each build.
-    for name in [m for m in sys.modules if m in ("mockserver", "testcase") or m.startswith("test_")]:
-        del sys.modules[name]
+    # mockserver reads these at import time and every helper takes SLOWDOWN from it: import all of
+    # tests/lib and tests/integration afresh for each build.
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.dirname(os.path.abspath(path)) in (LIB, INTEGRATION):
+            del sys.modules[name]
     loader = unittest.TestLoader()
     if pattern:
         loader.testNamePatterns = [f"*{pattern}*"]
-    suite = loader.discover(os.path.join(HERE, "integration"), pattern="test_*.py", top_level_dir=os.path.join(HERE, "integration"))
+    suite = loader.discover(INTEGRATION, pattern="test_*.py", top_level_dir=INTEGRATION)
     label = "asan" if sanitized else "release"
     print(f"=== integration tests against {label} build: {binary}", flush=True)
     started = time.monotonic()

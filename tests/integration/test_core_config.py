@@ -8,31 +8,15 @@ import tempfile
 import time
 
 import clients as c
-from mockserver import BIN, SANITIZED, SLOWDOWN, free_port, run
+from mockserver import BIN, SANITIZED, SLOWDOWN, clean_env, free_port, port_is_free, run, self_signed_cert
 from testcase import ServerTestCase
-
-
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKUPSTREAM_")}
-    env.update(extra or {})
-    return env
-
-
-def port_is_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 class BadInputTest(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mockupstream-config-")
-        cls.cert, cls.key = c.self_signed_cert(cls.dir)
+        cls.cert, cls.key = self_signed_cert(cls.dir)
         cls.garbage = os.path.join(cls.dir, "garbage.pem")
         with open(cls.garbage, "w") as f:
             f.write("not a pem file\n")
@@ -213,15 +197,9 @@ class AddressInUseTest(ServerTestCase):
             self.assertIn("in use", p.stderr.lower())
 
 
-def free_port6():
-    with socket.socket(socket.AF_INET6) as s:
-        s.bind(("::1", 0))
-        return s.getsockname()[1]
-
-
 class ListenTest(ServerTestCase):
     def test_repeated_listen_and_ipv6(self):
-        second, v6 = free_port(), free_port6()
+        second, v6 = free_port(), free_port("::1")
         srv = self.server("--delay", "0", "--listen", f"127.0.0.1:{second}", "--listen", f"[::1]:{v6}")
         for url in (srv.url, f"http://127.0.0.1:{second}", f"http://[::1]:{v6}"):
             r = c.curl("-g", "-o", "/dev/null", "-w", "%{http_code}", url + "/")

@@ -239,11 +239,12 @@ class DelayTest(ServerTestCase):
             self.assertLess(times[2], 0.090 + 0.150 * SLOWDOWN, times)
 
     def test_bad_wait_values_get_400_and_keep_the_connection(self):
-        # Chosen contract: /wait/<ms> takes a whole number of milliseconds 0..--max-delay; anything
-        # else is the client's mistake (400) but the connection stays usable.
+        # Chosen contract: /wait/<ms> takes a number of milliseconds (decimals allowed) or a delay
+        # spec, 0..--max-delay; anything else is the client's mistake (400) but the connection stays
+        # usable.
         srv = self.server("--delay", "0", "--max-delay", "100ms")
         with c.Conn.to(srv) as conn:
-            for path in ("/wait/101", "/wait/60001", "/wait/abc", "/wait/-1", "/wait/1.5", "/wait/", "/wait/99999999999999999999"):
+            for path in ("/wait/101", "/wait/60001", "/wait/abc", "/wait/-1", "/wait/1.5.2", "/wait/", "/wait/99999999999999999999"):
                 t0 = time.monotonic()
                 r = conn.request("GET", path)
                 self.assertEqual(r.status, 400, path)
@@ -251,6 +252,9 @@ class DelayTest(ServerTestCase):
                 self.assertLess(time.monotonic() - t0, 0.09 * SLOWDOWN, path)
                 self.assertNotEqual(r.header("connection"), "close", path)
             self.assertEqual(conn.request("GET", "/wait/100").status, 200)
+            t0 = time.monotonic()
+            self.assertEqual(conn.request("GET", "/wait/1.5").status, 200)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.0015)
             self.assertEqual(conn.request("POST", "/wait/5", body=b"x").status, 200)
         self.assertEqual(c.stats(srv)["requests"]["by_code"]["4xx"], 7)
 

@@ -8,10 +8,6 @@ from mockserver import SLOWDOWN, run
 from testcase import ServerTestCase
 
 
-def nghttp(*args):
-    return run(["nghttp", "--timeout", str(int(10 * SLOWDOWN))] + list(args), timeout_s=20)
-
-
 class Http2Test(ServerTestCase):
     def test_curl_prior_knowledge_and_upgrade(self):
         srv = self.server("--delay", "0")
@@ -44,18 +40,18 @@ class Http2Test(ServerTestCase):
 
     def test_nghttp_prior_knowledge_and_upgrade(self):
         srv = self.server("--delay", "1ms")
-        r = nghttp("-v", srv.url + "/nghttp")
+        r = c.nghttp("-v", srv.url + "/nghttp")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(":status: 200", r.stdout)
         self.assertIn("Hello world!", r.stdout)
         self.assertNotIn("HTTP Upgrade", r.stdout)
-        r = nghttp("-u", "-v", srv.url + "/upgrade")
+        r = c.nghttp("-u", "-v", srv.url + "/upgrade")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("HTTP Upgrade response", r.stdout)
         self.assertIn("HTTP Upgrade success", r.stdout)
         self.assertIn("Hello world!", r.stdout)
         # several streams on one connection, each with its own delay, all complete
-        r = nghttp("-n", "-s", srv.url + "/wait/30", srv.url + "/wait/1", srv.url + "/", srv.url + "/x")
+        r = c.nghttp("-n", "-s", srv.url + "/wait/30", srv.url + "/wait/1", srv.url + "/", srv.url + "/x")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(re.findall(r"\s200\s", r.stdout)), 4, r.stdout)
         self.assertEqual(c.stats(srv)["requests"]["by_protocol"]["http2"], 6)

@@ -123,6 +123,24 @@ class DrainTest(ServerTestCase):
         self.assertLess(time.monotonic() - t_term, (1.0 + 2.0) * SLOWDOWN)
         self.assertEqual(c.children(srv.proc.pid), [])
 
+    def test_drain_waits_for_a_response_still_being_written(self):
+        # A 4 MiB body to a client that reads late: the drain must let it finish, as it lets a held
+        # request finish (before, the worker exited once nothing was held and cut the body short).
+        size = 4 * 1024 * 1024
+        srv = self.server("--delay", "0", "--drain-timeout", "20s", "--body-size", str(size), workers=1)
+        conn = c.Conn(srv.host, srv.port, rcvbuf_bytes=65536)
+        try:
+            conn.send(c.raw_request())
+            self.assertTrue(c.wait_until(lambda: c.stats(srv)["bytes"]["response_body"] >= size))  # counted when written
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.5)  # longer than the drain's 100 ms linger
+            self.assertIsNone(srv.proc.poll(), "exited with the body unsent")
+            r = conn.read_response(timeout_s=10 * SLOWDOWN)
+            self.assertEqual((r.status, len(r.body)), (200, size))
+        finally:
+            conn.close()
+        self.assertEqual(srv.wait_exit(10), 0, srv.output())
+
     def test_sigint_drains_like_sigterm_and_idle_connections_do_not_delay_it(self):
         srv = self.server("--delay", "0", workers=2)
         idle = [c.Conn.to(srv) for _ in range(5)]  # keep-alive connections with nothing in flight

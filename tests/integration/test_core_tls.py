@@ -1,10 +1,7 @@
 """TLS listener with a throwaway self-signed certificate: ALPN picks h2 or http/1.1, nghttp over
 https, plain and TLS listeners side by side, and the certificate served is the one configured."""
-import ssl
-import socket
-
 import clients as c
-from mockserver import SLOWDOWN, free_port, run, wait_for_port
+from mockserver import free_port, run, wait_for_port
 from testcase import TlsServerTestCase
 
 
@@ -34,20 +31,11 @@ class TlsTest(TlsServerTestCase):
         # h2o acknowledges only the h2 family; a client offering just http/1.1 gets no ALPN answer,
         # which clients treat as HTTP/1.1 (RFC 7301 allows it), so both are accepted here.
         for offered, expected in ((["h2", "http/1.1"], ("h2",)), (["http/1.1"], ("http/1.1", None))):
-            ctx = ssl.create_default_context(cafile=self.cert)
-            ctx.set_alpn_protocols(offered)
-            with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN) as raw:
-                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                    self.assertIn(s.selected_alpn_protocol(), expected, offered)
-                    if "h2" not in expected:
-                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                        data = b""
-                        while not data.endswith(b"Hello world!\n"):
-                            chunk = s.recv(4096)
-                            if not chunk:
-                                break
-                            data += chunk
-                        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"), data)
+            with c.TlsConn("127.0.0.1", port, alpn=offered, cafile=self.cert) as conn:
+                self.assertIn(conn.selected_alpn(), expected, offered)
+                if "h2" not in expected:
+                    r = conn.request("GET", "/")
+                    self.assertEqual((r.version, r.status, r.reason, r.body), ("HTTP/1.1", 200, "OK", c.BODY))
 
     def test_request_bodies_over_tls_http11(self):
         # HTTP/1.1 over TLS is h2o's parser, not the lean plain-text one: its limits must match.
@@ -63,7 +51,7 @@ class TlsTest(TlsServerTestCase):
 
     def test_nghttp_and_h2load_over_https(self):
         srv, port = self.tls_server("--delay", "1ms")
-        r = run(["nghttp", "-v", f"https://127.0.0.1:{port}/nghttp"], timeout_s=20)
+        r = c.nghttp("-v", f"https://127.0.0.1:{port}/nghttp")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Hello world!", r.stdout)
         self.assertIn(":status: 200", r.stdout)
@@ -79,12 +67,12 @@ class TlsTest(TlsServerTestCase):
         r = c.curl("-k", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/")
         self.assertEqual(r.stdout, "200")
         # plain HTTP on the TLS port is not served as if it were TLS
-        with socket.create_connection(("127.0.0.1", port), timeout=5 * SLOWDOWN) as s:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with c.Conn("127.0.0.1", port, timeout_s=5) as conn:
+            conn.send(c.raw_request("GET", "/"))
             try:
-                data = s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
-                data = b""
+                data = conn.read_to_close(timeout_s=5)
+            except TimeoutError:
+                data = conn.buf
             self.assertNotIn(b"Hello world!", data)
         # and TLS on the plain port fails the handshake instead of hanging
         r = c.curl("-k", "-o", "/dev/null", f"https://127.0.0.1:{srv.port}/", timeout_s=5)

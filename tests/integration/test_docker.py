@@ -18,11 +18,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import urllib.request
 
 import yaml
 
-import httpclient as hc
+import clients as c
 from mockserver import BIN, SANITIZED, SLOWDOWN, free_port, run, wait_for_port
 from testcase import ServerTestCase
 
@@ -360,15 +359,15 @@ class ContainerLikeRunTest(ServerTestCase):
 
         if not container:
             def get(path):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10 * SLOWDOWN) as r:
-                    return r.status, r.read()
+                status, _, body = c.fetch(f"http://127.0.0.1:{port}{path}")
+                return status, body
             self.assertTrue(wait_for_port("127.0.0.1", port), output())
             return proc, proc.pid, get, output
 
         # unshare(1) is in the new network namespace itself; a fresh namespace's loopback is down
         # (the server's 0.0.0.0 bind does not need it, the test's connections do)
         netns = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"]
-        self.assertTrue(hc.wait_until(lambda: os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")))
+        self.assertTrue(c.wait_until(lambda: os.readlink(f"/proc/{proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")))
         self.assertEqual(run(netns + ["ip", "link", "set", "lo", "up"]).returncode, 0)
 
         def get(path):
@@ -376,9 +375,9 @@ class ContainerLikeRunTest(ServerTestCase):
                              f"http://127.0.0.1:{port}{path}"])
             body, _, code = r.stdout.rpartition("\n")
             return (int(code) if code.isdigit() else 0), body.encode()
-        self.assertTrue(hc.wait_until(lambda: get("/healthz")[0] == 200, timeout_s=10), output())
-        self.assertTrue(hc.wait_until(lambda: hc.children(proc.pid)), output())
-        master = hc.children(proc.pid)[0]
+        self.assertTrue(c.wait_until(lambda: get("/healthz")[0] == 200, timeout_s=10), output())
+        self.assertTrue(c.wait_until(lambda: c.children(proc.pid)), output())
+        master = c.children(proc.pid)[0]
         # really PID 1 inside its namespace
         nspid = read(f"/proc/{master}/status").split("NSpid:")[1].splitlines()[0].split()
         self.assertEqual(nspid[-1], "1")
@@ -399,7 +398,7 @@ class ContainerLikeRunTest(ServerTestCase):
         self.assertEqual(doc["requests"]["total"], 1)
         status = read(f"/proc/{master}/status")
         self.assertNotEqual(int(status.split("Uid:")[1].split()[0]), 0)
-        self.assertEqual(len(hc.children(master)), 2)
+        self.assertEqual(len(c.children(master)), 2)
         os.kill(master, signal.SIGTERM)  # what `docker stop` does (STOPSIGNAL SIGTERM)
         try:
             code = proc.wait(timeout=10 * SLOWDOWN)
@@ -459,10 +458,10 @@ class DeploymentFilesTest(ServerTestCase):
         env["MOCKUPSTREAM_STATS_LISTEN"] = f"127.0.0.1:{free_stats}"
         srv = self.server(env=env, listen=False, port=free)
         self.assertTrue(wait_for_port("127.0.0.1", free_stats), srv.output())
-        with urllib.request.urlopen(f"http://127.0.0.1:{free_stats}" + job["metrics_path"], timeout=10 * SLOWDOWN) as r:
-            self.assertEqual(r.status, 200)
-            self.assertTrue(r.headers["Content-Type"].startswith("text/plain"), r.headers["Content-Type"])
-            self.assertIn("# TYPE ", r.read().decode())
+        status, headers, body = c.fetch(f"http://127.0.0.1:{free_stats}" + job["metrics_path"])
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain"), headers["Content-Type"])
+        self.assertIn("# TYPE ", body.decode())
 
     def test_kubernetes(self):
         _, _, k8s = self.load()
@@ -516,11 +515,10 @@ class DeploymentFilesTest(ServerTestCase):
         srv = self.server(env=env)
         self.assertTrue(wait_for_port("127.0.0.1", stats_port), srv.output())
         for path in sorted(paths):
-            with urllib.request.urlopen(f"http://127.0.0.1:{stats_port}" + path, timeout=1.5 * SLOWDOWN) as r:
-                self.assertEqual(r.status, 200, path)
-                body = r.read()
+            status, _, body = c.fetch(f"http://127.0.0.1:{stats_port}" + path, timeout_s=1.5)
+            self.assertEqual(status, 200, path)
             if path == "/metrics":
                 self.assertIn(b"# TYPE", body)
             else:
                 self.assertEqual(body, b"ok\n")
-        self.assertEqual(hc.stats(srv)["requests"]["total"], 0)  # probes and scrapes are not traffic
+        self.assertEqual(c.stats(srv)["requests"]["total"], 0)  # probes and scrapes are not traffic

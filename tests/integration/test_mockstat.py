@@ -3,7 +3,6 @@ under load, checked against the servers' own /stats deltas; lateness quantiles m
 summed bucket deltas, checked against an independent computation; a dead or wrong URL reported on
 stderr once per failure episode, its figures left out, never a crash; the table's column names;
 usage errors."""
-import http.client
 import json
 import math
 import os
@@ -15,7 +14,7 @@ import tempfile
 import threading
 import time
 
-import httpclient as hc
+import clients as c
 from mockserver import SLOWDOWN, free_port, run
 from testcase import ServerTestCase
 
@@ -64,41 +63,6 @@ class Stream:
         return self.stderr.read()
 
 
-class Load:
-    """Steady traffic until stopped: `conns` threads, each sending GETs one after another on its own
-    keep-alive connection (http.client). Use as a context manager."""
-
-    def __init__(self, server, conns=2):
-        self.server, self.stop_event, self.failures = server, threading.Event(), []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(conns)]
-
-    def _run(self):
-        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10 * SLOWDOWN)
-        try:
-            while not self.stop_event.is_set():
-                conn.request("GET", "/")
-                r = conn.getresponse()
-                r.read()
-                if r.status != 200:
-                    self.failures.append(r.status)
-        except OSError as e:
-            self.failures.append(e)
-        finally:
-            conn.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=20 * SLOWDOWN)
-        assert not self.failures, self.failures
-        return False
-
-
 def h2load(server, n, h1=False):
     cmd = ["h2load", "-n", str(n), "-c", "4"] + (["--h1"] if h1 else []) + [server.url + "/"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -131,7 +95,7 @@ def quantile(cumulative, q):
 def scraped_by_someone_else(server, own_scrapes):
     """True once a /stats scrape other than this test's own has been answered (control_requests
     counts answered scrapes: ours so far are own_scrapes[0])."""
-    doc = hc.stats(server)
+    doc = c.stats(server)
     seen = doc["control_requests"] > own_scrapes[0]
     own_scrapes[0] += 1
     return seen
@@ -141,7 +105,7 @@ class MockstatFleetTest(ServerTestCase):
     def test_json_stream_sums_two_servers_under_load(self):
         a = self.server("--delay", "1ms", workers=2)
         b = self.server("--delay", "1ms", workers=1)
-        a0, b0 = hc.stats(a)["requests"]["total"], hc.stats(b)["requests"]["total"]
+        a0, b0 = c.stats(a)["requests"]["total"], c.stats(b)["requests"]["total"]
         stream = Stream([a.url, b.url + "/stats", "--interval", "0.5"])  # both URL forms
         try:
             stream.next()  # both baselines are taken before the first document
@@ -157,7 +121,7 @@ class MockstatFleetTest(ServerTestCase):
                 self.assertLess(len(docs), 60, "mockstat never showed the load ending")
         finally:
             self.assertEqual(stream.stop(), 0)
-        a_delta, b_delta = hc.stats(a)["requests"]["total"] - a0, hc.stats(b)["requests"]["total"] - b0
+        a_delta, b_delta = c.stats(a)["requests"]["total"] - a0, c.stats(b)["requests"]["total"] - b0
         self.assertEqual((a_delta, b_delta), (600, 300))  # the servers' own /stats deltas
         counted = {a.url: 0.0, b.url: 0.0}
         for doc in docs:
@@ -182,7 +146,7 @@ class MockstatFleetTest(ServerTestCase):
     def test_once_merges_lateness_from_the_summed_bucket_deltas(self):
         a = self.server("--delay", "1ms", workers=2)
         b = self.server("--delay", "2ms", workers=1)
-        before = [hc.stats(a), hc.stats(b)]
+        before = [c.stats(a), c.stats(b)]
         interval_s = 3 * SLOWDOWN  # the load below takes well under a second
         proc = subprocess.Popen([sys.executable, MOCKSTAT, a.url, b.url, "--once", "--interval", str(interval_s)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -190,12 +154,12 @@ class MockstatFleetTest(ServerTestCase):
             # the load starts only once mockstat's first scrape of both servers was answered
             for srv in (a, b):
                 own = [1]  # the scrape of `before`
-                self.assertTrue(hc.wait_until(lambda: scraped_by_someone_else(srv, own), timeout_s=10))
+                self.assertTrue(c.wait_until(lambda: scraped_by_someone_else(srv, own), timeout_s=10))
             started = time.monotonic()
             for load in [h2load(a, 400), h2load(b, 200, h1=True)]:
                 finish(load)
             self.assertLess(time.monotonic() - started, interval_s / 2, "load too slow for the interval")
-            after = [hc.stats(a), hc.stats(b)]
+            after = [c.stats(a), c.stats(b)]
             out, err = proc.communicate(timeout=30 * SLOWDOWN)
         finally:
             if proc.poll() is None:
@@ -217,8 +181,9 @@ class MockstatFleetTest(ServerTestCase):
         a = self.server("--delay", "1ms")
         dead = f"http://127.0.0.1:{free_port()}"
         wrong = a.url + "/wait/1"  # answers, but /wait/1/stats is a benchmark body, not /stats
-        with Load(a):
+        with c.SteadyLoad(a, conns=2) as load:
             r = run([MOCKSTAT, dead, a.url, wrong, "--count", "4", "--interval", "0.3"])
+        self.assertEqual(load.failures, [])
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0].split(), COLUMNS)
@@ -265,7 +230,7 @@ class MockstatFleetTest(ServerTestCase):
                 self.assertLess(len(seen), 30)
             self.assertEqual(doc["hosts_counted"], 2)
             self.assertEqual(seen[-2], "baseline")  # its first answer only starts its counters
-            hc.request(b2, hc.get())  # and its traffic is counted again
+            c.one(b2)  # and its traffic is counted again
             rates = [stream.next()["hosts"][1]["requests_per_second"]]
             while rates[-1] == 0:
                 rates.append(stream.next()["hosts"][1]["requests_per_second"])
@@ -282,7 +247,7 @@ class MockstatFleetTest(ServerTestCase):
 class MockstatSingleTest(ServerTestCase):
     def test_table_and_once_on_one_server(self):
         srv = self.server("--delay", "1ms", workers=2)
-        with Load(srv, conns=4):
+        with c.SteadyLoad(srv, conns=4) as load:
             r = run([MOCKSTAT, srv.url, "--count", "2", "--interval", "0.5"])
             self.assertEqual(r.returncode, 0, r.stderr)
             lines = r.stdout.strip().splitlines()
@@ -302,6 +267,7 @@ class MockstatSingleTest(ServerTestCase):
                 self.assertIn(key, doc)
             self.assertGreater(doc["requests_per_second"], 0)
             self.assertEqual(len(doc["worker_requests_per_second"]), 2)
+        self.assertEqual(load.failures, [])
 
     def test_usage_errors(self):
         for args in (["--bogus"], ["--interval", "0"], ["--count", "-1"], ["--timeout", "0"],

@@ -2,20 +2,19 @@
 file-descriptor exhaustion, crashes and extremes. Every case checks that a normal client keeps being
 served and (in the ASan pass) that no sanitizer report appears. BAD_INPUTS counts what is tried."""
 import asyncio
+import json
 import os
 import resource
 import signal
 import socket
 import struct
 import subprocess
-import threading
 import time
 
-import httpclient as hc
+import clients as c
+import h2frames as h2
 from mockserver import SLOWDOWN, run
 from testcase import ServerTestCase
-
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # what each request-level case sends, and what must come back (a 4xx, or the connection closed)
 MALFORMED_HTTP1 = {
@@ -42,115 +41,77 @@ MALFORMED_HTTP1 = {
     "nul bytes": b"GET /\x00 HTTP/1.1\r\n\r\n",
     "two hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 }
+CANCEL = struct.pack(">I", 8)  # a RST_STREAM's error code
 
 
-def h2_frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+def background(srv):
+    """A normal client doing /wait/10 requests in a loop while the abuse goes on."""
+    return c.SteadyLoad(srv, "/wait/10").start()
 
 
-def h2_headers(stream, path="/", end_stream=True):
-    # HPACK: indexed :method GET (2), :scheme http (6), literal :path, :authority x
-    block = b"\x82\x86" + b"\x04" + bytes([len(path)]) + path.encode() + b"\x01\x01x"
-    return h2_frame(1, 0x4 | (0x1 if end_stream else 0), stream, block)
-
-
-def drain(sock, seconds=0.5):
-    sock.settimeout(seconds)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return data
-
-
-class Background:
-    """A normal client doing /wait/10 requests in a loop; records each latency."""
-
-    def __init__(self, srv):
-        self.srv, self.stop, self.latencies, self.failures = srv, threading.Event(), [], []
-        self.thread = threading.Thread(target=self.run)
-        self.thread.start()
-
-    def run(self):
-        with hc.connect(self.srv) as s:
-            while not self.stop.is_set():
-                t0 = time.monotonic()
-                s.sendall(hc.get("/wait/10"))
-                r = hc.read_responses(s, 1)
-                if not r or r[0][0] != 200:
-                    self.failures.append(r)
-                    return
-                self.latencies.append(time.monotonic() - t0)
-
-    def finish(self, test):
-        # the abuse can be over in milliseconds: let the normal client make enough requests to mean something
-        hc.wait_until(lambda: len(self.latencies) >= 20 or self.failures, timeout_s=5)
-        self.stop.set()
-        self.thread.join()
-        test.assertEqual(self.failures, [])
-        test.assertGreaterEqual(len(self.latencies), 20)
-        test.assertLess(max(self.latencies), 0.2 * SLOWDOWN, "a normal client waited on the abuse")
+def finish(normal, test):
+    # the abuse can be over in milliseconds: let the normal client make enough requests to mean something
+    c.wait_until(lambda: len(normal.latencies) >= 20 or normal.failures, timeout_s=5)
+    normal.stop()
+    test.assertEqual(normal.failures, [])
+    test.assertGreaterEqual(len(normal.latencies), 20)
+    test.assertLess(max(normal.latencies), 0.2 * SLOWDOWN, "a normal client waited on the abuse")
 
 
 class MalformedHttp1Test(ServerTestCase):
     def test_every_malformed_request_gets_4xx_or_close(self):
         srv = self.server("--delay", "0", workers=1)
-        normal = Background(srv)
+        normal = background(srv)
         for name, raw in list(MALFORMED_HTTP1.items()) * 3:
-            with hc.connect(srv) as s:
-                s.sendall(raw)
-                data = drain(s)
+            with c.Conn.to(srv) as conn:
+                conn.send(raw)
+                data = conn.read_to_close(quiet_s=0.5)
             if data:
                 status = int(data.split(b" ", 2)[1])
                 self.assertTrue(400 <= status < 600 and status != 500, f"{name}: {data[:60]!r}")
-        normal.finish(self)
-        self.assertGreaterEqual(hc.stats(srv)["requests"]["by_code"]["4xx"], len(MALFORMED_HTTP1) // 2)
+        finish(normal, self)
+        self.assertGreaterEqual(c.stats(srv)["requests"]["by_code"]["4xx"], len(MALFORMED_HTTP1) // 2)
         print(f"\n  malformed HTTP/1 cases tried: {len(MALFORMED_HTTP1)}")
 
 
 class MalformedHttp2Test(ServerTestCase):
     def h2(self, srv, payload, settle=0.3):
-        with hc.connect(srv) as s:
-            s.sendall(H2_PREFACE + h2_frame(4, 0, 0) + payload)
-            return drain(s, settle)
+        with c.Conn.to(srv) as conn:
+            conn.send(h2.PREFACE + h2.settings_frame() + payload)
+            return conn.read_to_close(quiet_s=settle)
 
     def test_protocol_errors_and_floods(self):
         srv = self.server("--delay", "1ms", workers=1)
-        normal = Background(srv)
+        normal = background(srv)
         cases = {
             "garbage after preface": b"\xff" * 64,
-            "unknown frame on stream 0 with bad length": h2_frame(0, 0, 0, b"x" * 20),
-            "headers on stream 0": h2_headers(0),
-            "even stream id": h2_headers(2),
-            "settings flood": h2_frame(4, 0, 0) * 1000,
-            "ping flood": h2_frame(6, 0, 0, b"12345678") * 1000,
-            "window update zero": h2_frame(8, 0, 0, b"\x00\x00\x00\x00"),
-            "rapid reset": b"".join(h2_headers(i) + h2_frame(3, 0, i, b"\x00\x00\x00\x08") for i in range(1, 2001, 2)),
-            "too many streams": b"".join(h2_headers(i, "/wait/300") for i in range(1, 401, 2)),
+            "unknown frame on stream 0 with bad length": h2.frame(h2.DATA, 0, 0, b"x" * 20),
+            "headers on stream 0": h2.request_frame(0),
+            "even stream id": h2.request_frame(2),
+            "settings flood": h2.settings_frame() * 1000,
+            "ping flood": h2.frame(h2.PING, 0, 0, b"12345678") * 1000,
+            "window update zero": h2.window_update_frame(0, 0),
+            "rapid reset": b"".join(h2.request_frame(i) + h2.frame(h2.RST_STREAM, 0, i, CANCEL) for i in range(1, 2001, 2)),
+            "too many streams": b"".join(h2.request_frame(i, "/wait/300") for i in range(1, 401, 2)),
         }
         for name, payload in cases.items():
             self.h2(srv, payload)
-        normal.finish(self)
+        finish(normal, self)
         r = run(["h2load", "-n", "200", "-c", "2", "-m", "10", srv.url + "/"])
         self.assertIn("200 succeeded", r.stdout)
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 0, timeout_s=3))
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 0, timeout_s=3))
         print(f"\n  malformed HTTP/2 cases tried: {len(cases)}")
 
 
 class SlowClientTest(ServerTestCase):
     def test_slowloris_and_slow_body_are_closed_by_the_request_timeout(self):
         srv = self.server("--delay", "0", "--request-timeout", "1s", workers=1)
-        normal = Background(srv)
-        socks = [hc.connect(srv) for _ in range(20)]
+        normal = background(srv)
+        socks = [c.connect(srv.host, srv.port) for _ in range(20)]
         t0 = time.monotonic()
         closed_at = {}
         head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-        body_socks = [hc.connect(srv) for _ in range(5)]
+        body_socks = [c.connect(srv.host, srv.port) for _ in range(5)]
         for s in body_socks:
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
         i = 0
@@ -164,26 +125,25 @@ class SlowClientTest(ServerTestCase):
                     closed_at[s] = time.monotonic() - t0
             i += 1
             time.sleep(0.1)
-        normal.finish(self)
+        finish(normal, self)
         self.assertEqual(len(closed_at), 25, "every slow client is closed")
         self.assertLess(max(closed_at.values()), 3 * SLOWDOWN)
         [s.close() for s in socks + body_socks]
 
     def test_client_that_never_reads_does_not_grow_memory_or_block(self):
         srv = self.server("--delay", "0", "--body-size", "1m", "--request-timeout", "1s", workers=1)
-        normal = Background(srv)
+        normal = background(srv)
         hogs = []
         for _ in range(10):
-            s = hc.connect(srv)
+            s = c.connect(srv.host, srv.port)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.sendall(hc.get() * 50)
+            s.sendall(c.raw_request() * 50)
             hogs.append(s)
         time.sleep(2 * SLOWDOWN)
-        worker = hc.children(srv.proc.pid)[0]
-        rss_kb = int(open(f"/proc/{worker}/status").read().split("VmRSS:")[1].split()[0])
-        self.assertLess(rss_kb, 200 * 1024)
-        normal.finish(self)
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["connections"]["open"] <= 2, timeout_s=3))
+        worker = c.children(srv.proc.pid)[0]
+        self.assertLess(c.rss_bytes(worker), 200 << 20)
+        finish(normal, self)
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["connections"]["open"] <= 2, timeout_s=3))
         [s.close() for s in hogs]
 
 
@@ -192,37 +152,37 @@ class LeavingClientTest(ServerTestCase):
         srv = self.server("--delay", "0", workers=2)
         count = 2000
         for i in range(count):
-            s = hc.connect(srv)
-            s.sendall(hc.get("/wait/2000"))
+            s = c.connect(srv.host, srv.port)
+            s.sendall(c.raw_request("GET", "/wait/2000"))
             if i % 2:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 0, timeout_s=3))
-        doc = hc.stats(srv)
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 0, timeout_s=3))
+        doc = c.stats(srv)
         self.assertGreaterEqual(doc["requests"]["cancelled"], count * 0.95)
         self.assertEqual(doc["requests"]["total"], 0)
         # HTTP/2: streams reset while held, and an h2load killed mid-run
-        with hc.connect(srv) as s:
-            s.sendall(H2_PREFACE + h2_frame(4, 0, 0) + b"".join(h2_headers(i, "/wait/2000") for i in range(1, 100, 2)))
+        with c.Conn.to(srv) as conn:
+            conn.send(h2.PREFACE + h2.settings_frame() + b"".join(h2.request_frame(i, "/wait/2000") for i in range(1, 100, 2)))
             time.sleep(0.2)
-            s.sendall(b"".join(h2_frame(3, 0, i, b"\x00\x00\x00\x08") for i in range(1, 100, 2)))
-            drain(s, 0.3)
+            conn.send(b"".join(h2.frame(h2.RST_STREAM, 0, i, CANCEL) for i in range(1, 100, 2)))
+            conn.read_to_close(quiet_s=0.3)
         load = subprocess.Popen(["h2load", "-c", "10", "-m", "50", "-D", "10", srv.url + "/wait/1000"], stdout=subprocess.DEVNULL)
         time.sleep(0.5)
         load.kill()
         load.wait()
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 0, timeout_s=3))
-        self.assertEqual(hc.request(srv, hc.get())[0][0], 200)
-        self.assertGreaterEqual(hc.stats(srv)["requests"]["cancelled"], count * 0.95 + 50)
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 0, timeout_s=3))
+        self.assertEqual(c.one(srv).status, 200)
+        self.assertGreaterEqual(c.stats(srv)["requests"]["cancelled"], count * 0.95 + 50)
 
     def test_long_wait_with_client_leaving_and_wait_zero(self):
         srv = self.server("--delay", "0")
-        self.assertEqual(hc.request(srv, hc.get("/wait/0"))[0][0], 200)
-        s = hc.connect(srv)
-        s.sendall(hc.get("/wait/60000"))
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 1))
+        self.assertEqual(c.one(srv, path="/wait/0").status, 200)
+        s = c.connect(srv.host, srv.port)
+        s.sendall(c.raw_request("GET", "/wait/60000"))
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 1))
         s.close()
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 0, timeout_s=1))
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 0, timeout_s=1))
 
 
 class FaultTest(ServerTestCase):
@@ -233,7 +193,7 @@ class FaultTest(ServerTestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
         srv = self.server("--delay", "0", workers=1, preexec_fn=low_limit)
-        keeper = hc.connect(srv)  # an established connection that must keep being served
+        keeper = c.Conn.to(srv)  # an established connection that must keep being served
         flood = []
         for _ in range(limit + 40):
             s = socket.socket()
@@ -244,23 +204,17 @@ class FaultTest(ServerTestCase):
                 pass
             flood.append(s)
         time.sleep(0.5)
-        worker = hc.children(srv.proc.pid)[0]
-
-        def cpu_ticks():
-            f = open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()
-            return int(f[11]) + int(f[12])
-
-        a = cpu_ticks()
+        worker = c.children(srv.proc.pid)[0]
+        a = c.cpu_seconds(worker)
         time.sleep(1.0)
-        used = (cpu_ticks() - a) / os.sysconf("SC_CLK_TCK")
+        used = c.cpu_seconds(worker) - a
         self.assertLess(used, 0.5, "the accept loop must not spin while out of descriptors")
-        keeper.sendall(hc.get("/stats"))
-        (status, _, body), = hc.read_responses(keeper, 1)
-        self.assertEqual(status, 200)
-        self.assertGreater(__import__("json").loads(body)["connections"]["fd_exhausted"], 0)
+        r = keeper.request("GET", "/stats")
+        self.assertEqual(r.status, 200)
+        self.assertGreater(json.loads(r.body)["connections"]["fd_exhausted"], 0)
         for s in flood:
             s.close()
-        self.assertTrue(hc.wait_until(lambda: hc.request(srv, hc.get())[0][0] == 200, timeout_s=3))
+        self.assertTrue(c.wait_until(lambda: c.one(srv).status == 200, timeout_s=3))
         keeper.close()
         self.assertEqual(srv.output().count("cannot accept"), 1)
 
@@ -268,32 +222,24 @@ class FaultTest(ServerTestCase):
         srv = self.server("--delay", "1ms", workers=2)
         load = subprocess.Popen(["h2load", "-c", "8", "-m", "10", "-D", "3", srv.url + "/"], stdout=subprocess.PIPE, text=True)
         time.sleep(1)
-        victim = hc.children(srv.proc.pid)[0]
+        victim = c.children(srv.proc.pid)[0]
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        self.assertTrue(hc.wait_until(lambda: len([p for p in hc.children(srv.proc.pid) if p != victim]) == 2, timeout_s=1))
+        self.assertTrue(c.wait_until(lambda: len([p for p in c.children(srv.proc.pid) if p != victim]) == 2, timeout_s=1))
         self.assertLess(time.monotonic() - t0, 1.0 * SLOWDOWN)
         out = load.communicate(timeout=30)[0]
         succeeded = int(out.split(" succeeded")[0].rsplit(" ", 1)[1])
         self.assertGreater(succeeded, 1000)  # the other worker kept serving
-        self.assertEqual(hc.request(srv, hc.get())[0][0], 200)
+        self.assertEqual(c.one(srv).status, 200)
 
     def test_sigterm_under_load_answers_every_held_request(self):
         srv = self.server("--delay", "0", workers=2)
-        results = []
-
-        def client(n):
-            with hc.connect(srv, timeout_s=30) as s:
-                s.sendall(b"".join(hc.get("/wait/1000") for _ in range(n)))
-                results.extend(r[0] for r in hc.read_responses(s, n))
-
-        threads = [threading.Thread(target=client, args=(1,)) for _ in range(200)]
-        [t.start() for t in threads]
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] == 200, timeout_s=3))
+        held = c.HeldRequests(srv, "/wait/1000", 200)
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 200, timeout_s=3))
         srv.signal(signal.SIGTERM)
-        [t.join() for t in threads]
+        held.join()
         self.assertEqual(srv.wait_exit(10), 0)
-        self.assertEqual(results, [200] * 200)
+        self.assertEqual(held.statuses(), [200] * 200)
 
 
 class ExtremesTest(ServerTestCase):
@@ -305,7 +251,7 @@ class ExtremesTest(ServerTestCase):
             r = run(["h2load", "-n", "2000", "-c", "1000"] + flags + [srv.url + "/"], timeout_s=60)
             self.assertIn("2000 succeeded, 0 failed, 0 errored", r.stdout)
         self.assertNotIn("Assertion", srv.output())
-        self.assertEqual(hc.stats(srv)["workers"][0]["restarts"], 0)
+        self.assertEqual(c.stats(srv)["workers"][0]["restarts"], 0)
 
     def test_upgrades_to_h2c_after_http1_requests_on_many_connections(self):
         # An Upgrade: h2c after HTTP/1.1 requests on the connection is the one hand-over to h2o that
@@ -316,23 +262,23 @@ class ExtremesTest(ServerTestCase):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
         self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
-        port = int(srv.url.rsplit(":", 1)[1])
+        port = srv.port
 
         async def client():
             r, w = await asyncio.open_connection("127.0.0.1", port)
             try:
-                w.write(hc.get("/first"))
+                w.write(c.raw_request("GET", "/first"))
                 head = await r.readuntil(b"\r\n\r\n")
                 length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 await r.readexactly(length)
                 w.write(b"GET /upgraded HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                        b"Upgrade: h2c\r\nHTTP2-Settings: \r\n\r\n" + H2_PREFACE + h2_frame(4, 0, 0))
+                        b"Upgrade: h2c\r\nHTTP2-Settings: \r\n\r\n" + h2.PREFACE + h2.settings_frame())
                 head = await r.readuntil(b"\r\n\r\n")
                 if not head.startswith(b"HTTP/1.1 101"):
                     return f"no 101: {head[:30]!r}"
                 for stream in range(1, 13, 2):  # 1 is the upgraded request
                     if stream > 1:
-                        w.write(h2_headers(stream))
+                        w.write(h2.request_frame(stream))
                     while True:
                         frame = await r.readexactly(9)
                         length, kind, flags = int.from_bytes(frame[:3], "big"), frame[3], frame[4]
@@ -340,7 +286,7 @@ class ExtremesTest(ServerTestCase):
                         if kind in (3, 7):
                             return f"frame type {kind}: {payload!r}"
                         if kind == 4 and not flags & 1:
-                            w.write(h2_frame(4, 1, 0))
+                            w.write(h2.frame(h2.SETTINGS, h2.ACK, 0))
                         if kind == 0 and flags & 1 and int.from_bytes(frame[5:9], "big") == stream:
                             break
                 return "ok"
@@ -355,7 +301,7 @@ class ExtremesTest(ServerTestCase):
         failures = [repr(r) for r in results if r != "ok"]
         self.assertEqual(failures[:5], [], f"{len(failures)} of 1000 failed")
         self.assertNotIn("Assertion", srv.output())
-        doc = hc.stats(srv)
+        doc = c.stats(srv)
         self.assertEqual(doc["workers"][0]["restarts"], 0)
         self.assertEqual(doc["requests"]["by_protocol"]["http2"], 6000)
         self.assertEqual(doc["requests"]["by_protocol"]["http1"], 1000)
@@ -364,8 +310,10 @@ class ExtremesTest(ServerTestCase):
         srv = self.server("--delay", "0", workers=1)
         paths = os.path.join(srv.log.name + ".paths")
         with open(paths, "w") as f:
-            f.write("".join(f"{srv.url}/wait/{500 + i % 1000}\n" for i in range(10000)))
-        worker = hc.children(srv.proc.pid)[0]
+            # The shortest delay must outlast sending all 10,000 requests, or the first ones are answered
+            # before the last are held: 0.5 s was not always enough on a loaded machine or under ASan.
+            f.write("".join(f"{srv.url}/wait/{int(1000 * SLOWDOWN) + i % 1000}\n" for i in range(10000)))
+        worker = c.children(srv.proc.pid)[0]
 
         def pss_kb():
             return int(open(f"/proc/{worker}/smaps_rollup").read().split("Pss:")[1].split()[0])
@@ -373,12 +321,12 @@ class ExtremesTest(ServerTestCase):
         before = pss_kb()
         load = subprocess.Popen(["h2load", "-i", paths, "-n", "10000", "-c", "100", "-m", "100", srv.url],
                                 stdout=subprocess.PIPE, text=True)
-        self.assertTrue(hc.wait_until(lambda: hc.stats(srv)["held"]["now"] >= 9000, timeout_s=5))
-        held, at_peak = hc.stats(srv)["held"]["now"], pss_kb()
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] >= 9000, timeout_s=5))
+        held, at_peak = c.stats(srv)["held"]["now"], pss_kb()
         out = load.communicate(timeout=60)[0]
         os.unlink(paths)
         self.assertIn("10000 succeeded, 0 failed, 0 errored", out)
-        doc = hc.stats(srv)
+        doc = c.stats(srv)
         self.assertEqual(doc["requests"]["total"], 10000)
         self.assertGreaterEqual(doc["held"]["peak"], 9000)
         print(f"\n  {held} held requests (HTTP/2): Pss {before} kB -> {at_peak} kB, "

@@ -5,7 +5,6 @@ anything else is served by the lean HTTP/1.1 loop over OpenSSL. These cases are 
 issue 10: handshakes after an idle pause longer than the handshake timeout, ALPN with no usable
 protocol, slow or stalled clients bounded by --request-timeout, a ClientHello in pieces, draining,
 the Date of a held response, delays that are never early, partial writes of large responses."""
-import os
 import signal
 import socket
 import ssl
@@ -14,42 +13,14 @@ import time
 from email.utils import parsedate_to_datetime
 
 import clients as c
+import h2frames as h2
 from mockserver import SLOWDOWN
 from testcase import TlsServerTestCase
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-def client_context(alpn):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if alpn is not None:
-        ctx.set_alpn_protocols(list(alpn))
-    return ctx
-
-
-def h2_first_frame_type(sock):
-    """Sends the HTTP/2 preface on a TLS socket and returns the type of the server's first frame."""
-    sock.sendall(H2_PREFACE + H2_EMPTY_SETTINGS)
-    head = b""
-    while len(head) < 9:
-        chunk = sock.recv(9 - len(head))
-        if not chunk:
-            raise EOFError("closed before a frame")
-        head += chunk
-    return head[3]
-
 
 def worker_cpu_seconds(pid):
-    """utime + stime of every child (worker) of the master `pid`."""
-    total = 0
-    for child in c.children(pid):
-        with open(f"/proc/{child}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU time of every child (worker) of the master `pid`, summed."""
+    return sum(c.cpu_seconds(child) for child in c.children(pid))
 
 
 class TlsHttp1Test(TlsServerTestCase):
@@ -70,10 +41,9 @@ class TlsHttp1Test(TlsServerTestCase):
                 if i % 2 == 0:
                     with self.conn(port, timeout_s=10) as conn:
                         results.append(("http/1.1", conn.selected_alpn(), conn.request("GET", "/").status))
-                else:
-                    raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
-                    with client_context(["h2"]).wrap_socket(raw, server_hostname="localhost") as s:
-                        results.append(("h2", s.selected_alpn_protocol(), h2_first_frame_type(s)))
+                else:  # Conn checks that ALPN chose h2
+                    with h2.Conn(port, tls=True).start() as conn:
+                        results.append(("h2", conn.sock.selected_alpn_protocol(), conn.read_frame().type))
             except Exception as e:  # judged below
                 results.append(("error", repr(e), None))
 
@@ -88,42 +58,27 @@ class TlsHttp1Test(TlsServerTestCase):
         srv, port = self.tls_server("--delay", "0")
         for offered, selected in ((["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"), (["http/1.1"], "http/1.1"),
                                   (["foo", "http/1.0"], "http/1.0"), (None, None)):
-            raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
-            with client_context(offered).wrap_socket(raw, server_hostname="localhost") as s:
-                self.assertEqual(s.selected_alpn_protocol(), selected, offered)
+            with self.conn(port, alpn=offered) as conn:
+                self.assertEqual(conn.selected_alpn(), selected, offered)
                 if selected != "h2":
-                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    reply = b""
-                    while (chunk := s.recv(4096)):
-                        reply += chunk
-                    self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), (offered, reply))
+                    r = conn.request("GET", "/healthz", headers={"Connection": "close"})
+                    self.assertEqual((r.version, r.status, r.reason), ("HTTP/1.1", 200, "OK"), (offered, r))
+                    self.assertTrue(conn.closed_by_peer(5 * SLOWDOWN), offered)
         # RFC 7301 3.2: offering only protocols the server does not speak ends in a fatal alert
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
         with self.assertRaises(ssl.SSLError) as caught:
-            client_context(["foo", "spdy/3"]).wrap_socket(raw, server_hostname="localhost")
-        raw.close()
+            self.conn(port, alpn=["foo", "spdy/3"])
         self.assertIn("no application protocol", str(caught.exception).lower())
         # the server is fine afterwards
         with self.conn(port) as conn:
             self.assertEqual(conn.request("GET", "/").status, 200)
 
-    def assert_closed_near(self, conn_or_sock, started, low_s, high_s):
+    def assert_closed_near(self, conn, started, low_s, high_s):
         """Waits for the server to close; asserts it happened between low_s and high_s after started."""
-        deadline = started + high_s * SLOWDOWN + 2
-        closed = False
-        while time.monotonic() < deadline and not closed:
-            if isinstance(conn_or_sock, c.Conn):
-                closed = conn_or_sock.closed_by_peer(wait_s=0.1)
-            else:
-                conn_or_sock.settimeout(0.1)
-                try:
-                    closed = conn_or_sock.recv(4096) == b""
-                except socket.timeout:
-                    pass
-                except (ConnectionResetError, ssl.SSLError):
-                    closed = True
+        try:
+            conn.wait_closed(started + high_s * SLOWDOWN + 2 - time.monotonic())
+        except TimeoutError:
+            self.fail(f"not closed after {time.monotonic() - started:.1f} s")
         elapsed = time.monotonic() - started
-        self.assertTrue(closed, f"not closed after {elapsed:.1f} s")
         self.assertGreaterEqual(elapsed, low_s)
         self.assertLess(elapsed, high_s * SLOWDOWN)
 
@@ -136,11 +91,11 @@ class TlsHttp1Test(TlsServerTestCase):
         slow = self.conn(port)
         slow.send(b"GET / HTTP/1.1\r\n")
         # a TCP connection that never sends a ClientHello
-        silent = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+        silent = c.Conn("127.0.0.1", port)
         # a ClientHello cut short: the server must wait for it without spinning on the unread bytes
-        hello = client_hello_bytes(["http/1.1"])
-        partial = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
-        partial.sendall(hello[:len(hello) // 2])
+        hello = c.client_hello_bytes(["http/1.1"])
+        partial = c.Conn("127.0.0.1", port)
+        partial.send(hello[:len(hello) // 2])
         try:
             # One thread only: an SSL socket must not be read and written from two threads at once
             # (that showed as a spurious close). Trickle a byte every 0.4 s until the server closes.
@@ -170,11 +125,11 @@ class TlsHttp1Test(TlsServerTestCase):
         # Each connection sends a record header promising 512 bytes and 6 of them, then goes silent.
         # Polling for the rest (1 ms) took both workers to 95% CPU with 200 of them.
         srv, port = self.tls_server("--workers", "1", "--request-timeout", "30s")
-        hello = client_hello_bytes(["http/1.1"])
+        hello = c.client_hello_bytes(["http/1.1"])
         stalled = []
         try:
             for _ in range(200):
-                s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
+                s = c.connect("127.0.0.1", port)
                 s.sendall(hello[:11])
                 stalled.append(s)
             time.sleep(0.3)
@@ -201,7 +156,7 @@ class TlsHttp1Test(TlsServerTestCase):
             try:
                 self.assertEqual(client.selected_alpn_protocol(), alpn[0])
                 if alpn[0] == "h2":
-                    client.send(H2_PREFACE + H2_EMPTY_SETTINGS)
+                    client.send(h2.PREFACE + h2.settings_frame())
                     self.assertEqual(client.recv(9)[3], 4)  # a SETTINGS frame from h2o
                 else:
                     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -255,8 +210,7 @@ class TlsHttp1Test(TlsServerTestCase):
             with conn:
                 conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
                 conn.send(c.raw_request("GET", "/"))
-                head = conn._until(b"\r\n\r\n")
-                self.assertIn(b"Content-Length: %d" % size, head)
+                self.assertEqual(conn.read_head()[2]["content-length"], str(size))
                 got, started = len(conn.buf), time.monotonic()
                 conn.buf = b""
                 while got < size:
@@ -269,7 +223,7 @@ class TlsHttp1Test(TlsServerTestCase):
         with self.conn(port) as stalled:
             stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             stalled.send(c.raw_request("GET", "/"))
-            stalled._until(b"\r\n\r\n")
+            stalled.read_head()
             stalled.sock.recv(65536)
             stopped = time.monotonic()
             time.sleep(2.5 * SLOWDOWN)  # stops reading: the server gives up after --request-timeout
@@ -327,25 +281,13 @@ class TlsHttp1Test(TlsServerTestCase):
         self.assertEqual((by_protocol["http1_tls"], by_protocol["http1"]), (3, 3))
 
 
-def client_hello_bytes(alpn):
-    """The first flight of a TLS client offering `alpn`, produced by Python's ssl over memory BIOs."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = client_context(alpn).wrap_bio(incoming, outgoing, server_hostname="localhost")
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
-
-
 class PiecewiseTls:
     """A TLS client over memory BIOs whose ClientHello goes out in two TCP segments `pause_s` apart."""
 
     def __init__(self, port, alpn, pause_s):
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = client_context(alpn).wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOWDOWN)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.tls = c.tls_context(alpn).wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.sock = c.connect("127.0.0.1", port)
         try:
             self.tls.do_handshake()
         except ssl.SSLWantReadError:

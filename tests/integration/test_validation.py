@@ -11,21 +11,20 @@ come back, and what else must hold. For every row and every listener, on a fresh
   - a well-formed request on another connection is still served afterwards;
   - /stats counts a refusal once, in its class (4xx or 5xx).
 Each row is one test method of ValidationCleartextTest and of ValidationTlsHttp11Test, so a failure
-names the listener and the row (`-k two_hosts` runs that row on both). Raw sockets (TLS: ssl-wrapped
-raw sockets), so nothing between the test and the server repairs or rejects the bytes first. Every
+names the listener and the row (`-k two_hosts` runs that row on both). Raw sockets (clients.Conn and
+TlsConn), so nothing between the test and the server repairs or rejects the bytes first. Every
 wait is bounded (scaled by SLOWDOWN under ASan). RouterOverHttp2Test checks that HTTP/2 (h2c and h2)
 gets the router's percent-decoding too.
 """
 import shutil
-import socket
 import ssl
 import tempfile
 import time
 import unittest
 
 import clients as c
-from mockserver import SLOWDOWN, MockServer, free_port, wait_for_port
-from testcase import ServerTestCase
+from mockserver import SLOWDOWN, MockServer, free_port, self_signed_cert, wait_for_port
+from testcase import TlsServerTestCase, check_server_log, has_failed
 
 WAIT_S = 0.3  # the /wait/300 rows: with --delay 0 only a routed /wait/300 takes this long
 
@@ -116,56 +115,6 @@ ROWS = [
 ]
 
 
-class Reader:
-    """Reads HTTP/1.1 responses from a socket (plain or TLS) by their framing, with a deadline."""
-
-    def __init__(self, sock):
-        self.sock, self.buf, self.eof = sock, b"", False
-
-    def _fill(self, deadline):
-        """One recv, bounded by the deadline. False once the deadline has passed or the peer closed."""
-        left = deadline - time.monotonic()
-        if left <= 0 or self.eof:
-            return False
-        self.sock.settimeout(left)
-        try:
-            chunk = self.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            chunk = b""
-        if not chunk:
-            self.eof = True
-        self.buf += chunk
-        return True
-
-    def response(self, timeout_s):
-        """(status, headers, body) of the next response, or None if the connection ended (or the time
-        ran out) first."""
-        deadline = time.monotonic() + timeout_s
-        while b"\r\n\r\n" not in self.buf:
-            if not self._fill(deadline):
-                return None
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", "0"))
-        while len(self.buf) < length:
-            if not self._fill(deadline):
-                return None
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return status, headers, body
-
-    def rest_until_close(self, timeout_s):
-        """Whatever the server sends until it closes; None if it has not closed within timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        while not self.eof:
-            if not self._fill(deadline) and not self.eof:
-                return None
-        return self.buf
-
-
 class ValidationTable:
     """The table's rows as test methods (made below) of one listener's test class; one server per
     class, started once, its log printed with any failing row and checked for sanitizer reports."""
@@ -174,7 +123,7 @@ class ValidationTable:
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mockupstream-validation-")
-        cls.cert, cls.key = c.self_signed_cert(cls.dir)
+        cls.cert, cls.key = self_signed_cert(cls.dir)
         cls.tls_port = free_port()
         cls.srv = MockServer("--delay", "0", "--tls-listen", f"127.0.0.1:{cls.tls_port}", "--tls-cert", cls.cert,
                              "--tls-key", cls.key, workers=1).start()
@@ -191,60 +140,55 @@ class ValidationTable:
             raise AssertionError("sanitizer reported: " + "; ".join(errors[:5]))
 
     def tearDown(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        failed = result is not None and any(t is self for t, _ in result.failures + result.errors)
-        errors = self.srv.sanitizer_errors()
-        if failed or errors:
-            print(f"\n----- server log ({' '.join(self.srv.command())}) -----\n{self.srv.output()[-6000:]}\n-----")
-        if errors:
-            self.fail("sanitizer reported: " + "; ".join(errors[:5]))
+        check_server_log(self, self.srv, has_failed(self))
 
     def connect(self):
-        tls = self.LISTENER == "tls"
-        sock = socket.create_connection(("127.0.0.1", self.tls_port if tls else self.srv.port), timeout=10 * SLOWDOWN)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls:
-            ctx = ssl.create_default_context(cafile=self.cert)
-            ctx.set_alpn_protocols(["http/1.1"])
-            sock = ctx.wrap_socket(sock, server_hostname="localhost")
-            self.assertIn(sock.selected_alpn_protocol(), ("http/1.1", None))
-        return sock
+        if self.LISTENER != "tls":
+            return c.Conn.to(self.srv)
+        conn = c.TlsConn("127.0.0.1", self.tls_port, alpn=["http/1.1"], cafile=self.cert)
+        self.assertIn(conn.selected_alpn(), ("http/1.1", None))
+        return conn
+
+    def response(self, conn, timeout_s, what):
+        """The next response on conn, or the test fails saying `what` if none comes whole."""
+        try:
+            return conn.read_response(timeout_s=timeout_s)
+        except (EOFError, TimeoutError) as e:
+            self.fail(f"{what} ({e}; received {conn.buf[:80]!r})")
 
     def check_row(self, row):
         before = c.stats(self.srv)["requests"]["by_code"]
-        with self.connect() as sock:
-            reader = Reader(sock)
+        with self.connect() as conn:
             started = time.monotonic()
             try:
-                sock.sendall(row.raw)
+                conn.send(row.raw)
             except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
                 pass  # a refusal may close before all of a large request is written: the answer is what counts
-            got = reader.response(5 * SLOWDOWN + row.wait_s)
+            r = self.response(conn, 5 + row.wait_s, "no response")
             elapsed = time.monotonic() - started
-            self.assertIsNotNone(got, f"no response (received {reader.buf[:80]!r})")
-            status, headers, body = got
-            self.assertEqual(status, row.status, body)
+            self.assertEqual(r.status, row.status, r.body)
             if row.body is not None:
-                self.assertEqual(body, row.body)
+                self.assertEqual(r.body, row.body)
             if row.wait_s:
                 self.assertGreaterEqual(elapsed, row.wait_s, "answered before its /wait/ delay: not routed")
                 self.assertLess(elapsed, row.wait_s + 3 * SLOWDOWN)
             if row.keep_alive:
-                self.assertNotEqual(headers.get("connection", "").lower(), "close")
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                again = reader.response(5 * SLOWDOWN)
-                self.assertIsNotNone(again, "connection closed after a served request")
-                self.assertEqual((again[0], again[2]), (200, OK))
+                self.assertNotEqual(r.header("connection", "").lower(), "close")
+                conn.send(c.raw_request("GET", "/healthz"))
+                again = self.response(conn, 5, "connection closed after a served request")
+                self.assertEqual((again.status, again.body), (200, OK))
             else:
-                self.assertEqual(headers.get("connection", "").lower(), "close")
-                rest = reader.rest_until_close(5 * SLOWDOWN)
-                self.assertIsNotNone(rest, "connection left open")
+                self.assertEqual(r.header("connection", "").lower(), "close")
+                try:
+                    rest = conn.read_to_close(timeout_s=5)
+                except TimeoutError:
+                    self.fail("connection left open")
                 self.assertEqual(rest, b"", "bytes after the answer (a hidden request answered?)")
         # the server still serves a well-formed request on another connection
-        with self.connect() as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            after = Reader(sock).response(5 * SLOWDOWN)
-            self.assertEqual(after and (after[0], after[2]), (200, OK))
+        with self.connect() as conn:
+            conn.send(c.raw_request("GET", "/healthz"))
+            after = self.response(conn, 5, "no answer to a well-formed request")
+            self.assertEqual((after.status, after.body), (200, OK))
         # a refusal is counted once, in its class, so a benchmarker sees what their client did wrong
         after_stats = c.stats(self.srv)["requests"]["by_code"]
         for cls in ("4xx", "5xx"):
@@ -276,7 +220,7 @@ class ValidationTlsHttp11Test(ValidationTable, unittest.TestCase):
     LISTENER = "tls"
 
 
-class RouterOverHttp2Test(ServerTestCase):
+class RouterOverHttp2Test(TlsServerTestCase):
     """The router percent-decodes for every protocol: HTTP/2 (h2c and h2 over TLS, through h2o, which
     hands the handler :path raw) routes and refuses exactly as the HTTP/1.1 rows above."""
 
@@ -290,16 +234,10 @@ class RouterOverHttp2Test(ServerTestCase):
     ]
 
     def test_percent_decoding_over_http2(self):
-        tmp = tempfile.mkdtemp(prefix="mockupstream-validation-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        cert, key = c.self_signed_cert(tmp)
-        tls_port = free_port()
-        srv = self.server("--delay", "0", "--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", cert, "--tls-key", key,
-                          workers=1)
-        self.assertTrue(wait_for_port("127.0.0.1", tls_port), srv.output())
-        body_file = tempfile.NamedTemporaryFile(dir=tmp, delete=False).name
+        srv, tls_port = self.tls_server("--delay", "0", workers=1)
+        body_file = tempfile.NamedTemporaryFile(dir=self.cert_dir, delete=False).name
         for name, flags, base in (("h2c", ["--http2-prior-knowledge"], srv.url),
-                                  ("h2", ["--http2", "--cacert", cert, "--resolve", f"localhost:{tls_port}:127.0.0.1"],
+                                  ("h2", ["--http2", "--cacert", self.cert, "--resolve", f"localhost:{tls_port}:127.0.0.1"],
                                    f"https://localhost:{tls_port}")):
             for path, status, body, wait_s in self.CASES:
                 with self.subTest(protocol=name, path=path):

@@ -25,10 +25,29 @@ SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime
 
 
 def free_port(host="127.0.0.1"):
-    """A TCP port that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port that nothing listens on right now on host (IPv4 or IPv6; the kernel picks it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_is_free(port, host="127.0.0.1"):
+    """True if a listener could bind the port now (a port left in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def clean_env(extra=None):
+    """This process's environment without MOCKUPSTREAM_* variables (the harness's own
+    MOCKUPSTREAM_BIN/_SANITIZED are not options, and the server refuses unknown ones), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKUPSTREAM_")}
+    env.update(extra or {})
+    return env
 
 
 def wait_for_port(host, port, timeout_s=10.0):
@@ -71,12 +90,8 @@ class MockServer:
         return cmd + self.args
 
     def start(self):
-        env = dict(os.environ)
-        # The environment must not leak configuration into a test that did not ask for it; the
-        # harness's own MOCKUPSTREAM_BIN/_SANITIZED are not options, and the server refuses unknown ones.
-        for k in list(env):
-            if k.startswith("MOCKUPSTREAM_"):
-                del env[k]
+        # The environment must not leak configuration into a test that did not ask for it.
+        env = clean_env()
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=99")
         if self.env:
@@ -148,14 +163,3 @@ def run(cmd, timeout_s=30, **kw):
     """Run a client command; returns CompletedProcess with text output."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s * SLOWDOWN, **kw)
 
-
-def http_get(server, path="/", method="GET", headers=None, body=None, timeout_s=10):
-    """One HTTP/1.1 request over a fresh connection with Python's http.client: (status, headers, body)."""
-    import http.client
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout_s * SLOWDOWN)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()

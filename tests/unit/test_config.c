@@ -25,7 +25,7 @@ static void test_defaults(void)
     struct config cfg;
     CHECK(load(&cfg, NULL, NULL) == CONFIG_OK);
     CHECK(cfg.listener_count == 1 && strcmp(cfg.listeners[0].text, "0.0.0.0:8080") == 0);
-    CHECK(cfg.listeners[0].kind == STATS_LISTENER_HTTP);
+    CHECK(cfg.listeners[0].kind == LISTENER_HTTP);
     CHECK(cfg.delay_ns == 10000000ull && cfg.max_delay_ns == 60000000000ull);
     CHECK(cfg.idle_timeout_ns == 120000000000ull && cfg.request_timeout_ns == 10000000000ull);
     CHECK(cfg.drain_timeout_ns == 5000000000ull);
@@ -33,6 +33,27 @@ static void test_defaults(void)
     CHECK(cfg.max_body_bytes == 1024 * 1024 && cfg.backlog == 65535);
     CHECK(cfg.workers == (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
     CHECK(cfg.tls_cert_path == NULL);
+    CHECK(cfg.delay_is_fixed && cfg.status_is_fixed && cfg.status_code == 200 && cfg.body_size_is_fixed);
+    CHECK(cfg.max_response_bytes == 16u * 1024 * 1024 && cfg.request_control && !cfg.server_timing && !cfg.delay_from_head);
+    CHECK(strcmp(cfg.seed_source, "random") == 0);
+    config_free(&cfg);
+}
+
+static void test_behaviour_flags(void)
+{
+    struct config cfg;
+    const char *args[] = {"--delay", "lognormal:p50=5ms,p99=20ms", "--status", "503:5", "--body-size", "1k:50,2k:50", "--seed", "7",
+                          "--server-timing", "--delay-from", "head", "--no-request-control", NULL};
+    CHECK(load(&cfg, args, NULL) == CONFIG_OK);
+    CHECK(!cfg.delay_is_fixed && cfg.delay_ns == 10000000ull); /* a list's rest gets the default */
+    CHECK(!cfg.status_is_fixed && cfg.status_code == 200 && cfg.status.count == 1);
+    CHECK(!cfg.body_size_is_fixed && cfg.body_bytes == 13);
+    CHECK(cfg.seed == 7 && strcmp(cfg.seed_source, "--seed") == 0);
+    CHECK(cfg.server_timing && cfg.delay_from_head && !cfg.request_control);
+    config_free(&cfg);
+    const char *env[] = {"MOCKUPSTREAM_SERVER_TIMING=yes", "MOCKUPSTREAM_NO_REQUEST_CONTROL=0", "MOCKUPSTREAM_STATUS=204", NULL};
+    CHECK(load(&cfg, NULL, env) == CONFIG_OK);
+    CHECK(cfg.server_timing && cfg.request_control && cfg.status_is_fixed && cfg.status_code == 204);
     config_free(&cfg);
 }
 
@@ -45,8 +66,8 @@ static void test_flags_both_forms(void)
     CHECK(cfg.delay_ns == 250000 && cfg.max_delay_ns == 2000000000ull && cfg.workers == 3 && cfg.backlog == 128);
     CHECK(cfg.body_bytes == 1024 && memcmp(cfg.body, "Hello world!\nHello", 18) == 0);
     CHECK(cfg.listener_count == 3);
-    CHECK(cfg.listeners[1].addr.ss_family == AF_INET6 && cfg.listeners[1].kind == STATS_LISTENER_HTTP);
-    CHECK(cfg.listeners[2].kind == STATS_LISTENER_STATS);
+    CHECK(cfg.listeners[1].addr.ss_family == AF_INET6 && cfg.listeners[1].kind == LISTENER_HTTP);
+    CHECK(cfg.listeners[2].kind == LISTENER_STATS);
     CHECK(cfg.idle_timeout_ns == 5000000000ull);
     config_free(&cfg);
 }
@@ -93,10 +114,25 @@ static void test_refusals_name_the_value(void)
         {{"stray"}, NULL, "stray"},
         {{NULL}, "MOCKUPSTREAM_DELAY=10xs", "MOCKUPSTREAM_DELAY"},
         {{NULL}, "MOCKUPSTREAM_LISTEN=,", "MOCKUPSTREAM_LISTEN"},
+        {{"--status", "150"}, NULL, "a 1xx is interim"},
+        {{"--status", "abc"}, NULL, "--status: 'abc'"},
+        {{"--status", "200:60,503:60"}, NULL, "--status"},
+        {{"--delay", "lognormal:p50=1ms"}, NULL, "--delay: 'lognormal:p50=1ms'"},
+        {{"--body-size", "17m"}, NULL, "--max-response-size"},
+        {{"--body-size", "32m", "--max-response-size", "64m"}, NULL, NULL},
+        {{"--seed", "x"}, NULL, "--seed: 'x'"},
+        {{"--delay-from", "tail"}, NULL, "allowed: request, head"},
+        {{"--server-timing=1"}, NULL, "takes no value"},
+        {{NULL}, "MOCKUPSTREAM_SERVER_TIMING=maybe", "MOCKUPSTREAM_SERVER_TIMING: 'maybe'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config cfg;
         const char *env[] = {cases[i].env, NULL};
+        if (cases[i].needle == NULL) { /* a case that must load */
+            CHECK(load(&cfg, cases[i].args, cases[i].env ? env : NULL) == CONFIG_OK);
+            config_free(&cfg);
+            continue;
+        }
         CHECK(load(&cfg, cases[i].args, cases[i].env ? env : NULL) == CONFIG_ERROR);
         CHECK(strstr(err, cases[i].needle) != NULL);
         CHECK(strchr(err, '\n') == NULL);
@@ -117,6 +153,7 @@ int main(void)
 {
     RUN(test_defaults);
     RUN(test_flags_both_forms);
+    RUN(test_behaviour_flags);
     RUN(test_environment_and_precedence);
     RUN(test_refusals_name_the_value);
     RUN(test_help_and_version);

@@ -11,8 +11,10 @@
 static struct config cfg;
 static struct stats_segment *segment;
 static struct handler_context ctx;
+static struct prng rng;
+static struct body_fill fill;
 
-static void route(const char *method, const char *path, enum stats_listener listener, struct handler_response *res)
+static void route(const char *method, const char *path, enum listener_kind listener, struct handler_response *res)
 {
     struct handler_request req = {.method = method, .method_len = strlen(method), .path = path, .path_len = strlen(path),
                                   .listener = listener};
@@ -25,10 +27,10 @@ static void test_any_path_gets_body_after_default_delay(void)
                            "/healthz/", "/?q=100%"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct handler_response res;
-        route("GET", paths[i], STATS_LISTENER_HTTP, &res);
+        route("GET", paths[i], LISTENER_HTTP, &res);
         CHECK(res.status == 200);
         CHECK(res.delay_ns == cfg.delay_ns);
-        CHECK(!res.is_control);
+        CHECK((res.kind != HANDLER_KIND_CONTROL));
         CHECK(res.body_len == strlen("Hello world!\n") && memcmp(res.body, "Hello world!\n", res.body_len) == 0);
         CHECK(strcmp(res.content_type, "text/plain") == 0);
         handler_response_release(&res);
@@ -38,26 +40,30 @@ static void test_any_path_gets_body_after_default_delay(void)
 static void test_wait_path_sets_delay(void)
 {
     struct handler_response res;
-    route("POST", "/wait/25", STATS_LISTENER_HTTP, &res);
+    route("POST", "/wait/25", LISTENER_HTTP, &res);
     CHECK(res.status == 200 && res.delay_ns == 25000000ull);
     handler_response_release(&res);
-    route("GET", "/wait/0?x=1", STATS_LISTENER_TLS, &res);
+    route("GET", "/wait/0?x=1", LISTENER_TLS, &res);
     CHECK(res.status == 200 && res.delay_ns == 0);
     handler_response_release(&res);
-    route("GET", "/wait/60000", STATS_LISTENER_HTTP, &res); /* exactly --max-delay */
+    route("GET", "/wait/60000", LISTENER_HTTP, &res); /* exactly --max-delay */
     CHECK(res.status == 200 && res.delay_ns == 60000000000ull);
     handler_response_release(&res);
 }
 
 static void test_wait_refusals(void)
 {
-    const char *bad[] = {"/wait/", "/wait/abc", "/wait/-5", "/wait/1.5", "/wait/60001", "/wait/99999999999999", "/wait/5/x"};
+    const char *bad[] = {"/wait/", "/wait/abc", "/wait/-5", "/wait/1.5.2", "/wait/60001", "/wait/99999999999999", "/wait/5/x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct handler_response res;
-        route("GET", bad[i], STATS_LISTENER_HTTP, &res);
+        route("GET", bad[i], LISTENER_HTTP, &res);
         CHECK(res.status == 400);
         CHECK(res.delay_ns == 0);
-        CHECK(res.body_len > 0 && strstr(res.body, "--max-delay") != NULL);
+        /* each names what is allowed: the --max-delay bound, or the range it gives */
+        bool says_allowed = res.body_len > 0 && strstr(res.body, "bad /wait/<ms>: ") == res.body && strstr(res.body, "allowed") != NULL;
+        CHECK(says_allowed);
+        if (!says_allowed)
+            printf("  %s: %.*s", bad[i], (int)res.body_len, res.body);
         handler_response_release(&res);
     }
 }
@@ -65,7 +71,7 @@ static void test_wait_refusals(void)
 static void test_head_is_flagged(void)
 {
     struct handler_response res;
-    route("HEAD", "/", STATS_LISTENER_HTTP, &res);
+    route("HEAD", "/", LISTENER_HTTP, &res);
     CHECK(res.is_head && res.status == 200 && res.body_len == 13);
     handler_response_release(&res);
 }
@@ -75,15 +81,15 @@ static void test_control_paths_answer_at_once(void)
     const char *paths[] = {"/stats", "/stats?format=json", "/stats?format=prometheus", "/metrics", "/healthz"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct handler_response res;
-        route("GET", paths[i], STATS_LISTENER_HTTP, &res);
+        route("GET", paths[i], LISTENER_HTTP, &res);
         CHECK(res.status == 200);
-        CHECK(res.is_control);
+        CHECK((res.kind == HANDLER_KIND_CONTROL));
         CHECK(res.delay_ns == 0);
         CHECK(res.body_len > 0);
         handler_response_release(&res);
     }
     struct handler_response res;
-    route("GET", "/healthz", STATS_LISTENER_STATS, &res);
+    route("GET", "/healthz", LISTENER_STATS, &res);
     CHECK(res.status == 200 && res.body_len == 3 && memcmp(res.body, "ok\n", 3) == 0);
     handler_response_release(&res);
 }
@@ -91,18 +97,18 @@ static void test_control_paths_answer_at_once(void)
 static void test_control_refusals(void)
 {
     struct handler_response res;
-    route("POST", "/stats", STATS_LISTENER_HTTP, &res);
-    CHECK(res.status == 405 && res.is_control && res.allow != NULL);
+    route("POST", "/stats", LISTENER_HTTP, &res);
+    CHECK(res.status == 405 && (res.kind == HANDLER_KIND_CONTROL) && res.allow != NULL);
     handler_response_release(&res);
-    route("DELETE", "/metrics", STATS_LISTENER_HTTP, &res);
+    route("DELETE", "/metrics", LISTENER_HTTP, &res);
     CHECK(res.status == 405);
     handler_response_release(&res);
-    route("GET", "/stats?format=bogus", STATS_LISTENER_HTTP, &res);
-    CHECK(res.status == 400 && res.is_control);
+    route("GET", "/stats?format=bogus", LISTENER_HTTP, &res);
+    CHECK(res.status == 400 && (res.kind == HANDLER_KIND_CONTROL));
     handler_response_release(&res);
     /* the stats-only listener serves nothing else, and never holds a request */
-    route("GET", "/wait/10", STATS_LISTENER_STATS, &res);
-    CHECK(res.status == 404 && res.is_control && res.delay_ns == 0);
+    route("GET", "/wait/10", LISTENER_STATS, &res);
+    CHECK(res.status == 404 && (res.kind == HANDLER_KIND_CONTROL) && res.delay_ns == 0);
     handler_response_release(&res);
 }
 
@@ -118,25 +124,25 @@ static void test_percent_decoded_routes(void)
     };
     for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
         struct handler_response res;
-        route("GET", waits[i].path, STATS_LISTENER_HTTP, &res);
-        CHECK(res.status == 200 && !res.is_control && res.delay_ns == waits[i].delay_ns);
+        route("GET", waits[i].path, LISTENER_HTTP, &res);
+        CHECK(res.status == 200 && (res.kind != HANDLER_KIND_CONTROL) && res.delay_ns == waits[i].delay_ns);
         handler_response_release(&res);
     }
     const char *controls[] = {"/%68ealthz", "/healthz%3f", "/%73tats?format=json", "/metric%73"};
     for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++) {
         struct handler_response res;
-        route("GET", controls[i], STATS_LISTENER_HTTP, &res);
+        route("GET", controls[i], LISTENER_HTTP, &res);
         /* "/healthz%3f" decodes to "/healthz?": not /healthz, a benchmark path */
-        CHECK(res.status == 200 && res.is_control == (i != 1) && res.delay_ns == (i == 1 ? cfg.delay_ns : 0));
+        CHECK(res.status == 200 && (res.kind == HANDLER_KIND_CONTROL) == (i != 1) && res.delay_ns == (i == 1 ? cfg.delay_ns : 0));
         handler_response_release(&res);
     }
     struct handler_response res;
-    route("GET", "/%68ealthz", STATS_LISTENER_STATS, &res);
+    route("GET", "/%68ealthz", LISTENER_STATS, &res);
     CHECK(res.status == 200 && res.body_len == 3 && memcmp(res.body, "ok\n", 3) == 0);
     handler_response_release(&res);
     /* the query is matched raw: an encoded "json" is not "json" */
-    route("GET", "/stats?format=%6Ason", STATS_LISTENER_HTTP, &res);
-    CHECK(res.status == 400 && res.is_control);
+    route("GET", "/stats?format=%6Ason", LISTENER_HTTP, &res);
+    CHECK(res.status == 400 && (res.kind == HANDLER_KIND_CONTROL));
     handler_response_release(&res);
 }
 
@@ -146,7 +152,7 @@ static void test_percent_decoding_refusals(void)
                          "/healthz%", "/wai%74/%"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct handler_response res;
-        route("GET", bad[i], STATS_LISTENER_HTTP, &res);
+        route("GET", bad[i], LISTENER_HTTP, &res);
         CHECK(res.status == 400 && res.delay_ns == 0 && strstr(res.body, "percent-encoding") != NULL);
         if (res.status != 400)
             printf("  %s: %d\n", bad[i], res.status);
@@ -164,7 +170,7 @@ static void test_long_decoded_paths(void)
     for (int i = 0; i < 100; i++)
         strcat(path, "%30");
     strcat(path, "5");
-    route("GET", path, STATS_LISTENER_HTTP, &res);
+    route("GET", path, LISTENER_HTTP, &res);
     CHECK(res.status == 400 && strstr(res.body, "--max-delay") != NULL);
     handler_response_release(&res);
     /* 12 digits fit, even when all are encoded */
@@ -172,7 +178,7 @@ static void test_long_decoded_paths(void)
     for (int i = 0; i < 11; i++)
         strcat(path, "%30");
     strcat(path, "%37");
-    route("GET", path, STATS_LISTENER_HTTP, &res);
+    route("GET", path, LISTENER_HTTP, &res);
     CHECK(res.status == 200 && res.delay_ns == 7000000ull);
     handler_response_release(&res);
     /* "/healthz" followed by encoded bytes up to and past the buffer: never /healthz */
@@ -180,15 +186,15 @@ static void test_long_decoded_paths(void)
         strcpy(path, "/healthz");
         for (size_t i = 0; i < extra; i++)
             strcat(path, "%41");
-        route("GET", path, STATS_LISTENER_HTTP, &res);
-        CHECK(res.status == 200 && !res.is_control);
+        route("GET", path, LISTENER_HTTP, &res);
+        CHECK(res.status == 200 && (res.kind != HANDLER_KIND_CONTROL));
         handler_response_release(&res);
     }
     /* a malformed escape far past the buffer is still found */
     memset(path, 'a', sizeof(path));
     memcpy(path, "/%41", 4);
     strcpy(path + 1000, "%zz");
-    route("GET", path, STATS_LISTENER_HTTP, &res);
+    route("GET", path, LISTENER_HTTP, &res);
     CHECK(res.status == 400);
     handler_response_release(&res);
 }
@@ -212,7 +218,7 @@ static void test_request_target_refusals(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct handler_response res;
-        route(cases[i].method, cases[i].path, STATS_LISTENER_HTTP, &res);
+        route(cases[i].method, cases[i].path, LISTENER_HTTP, &res);
         CHECK(res.status == cases[i].status);
         CHECK(res.status == 200 ? res.delay_ns == cfg.delay_ns : res.delay_ns == 0 && res.body_len > 0);
         if (res.status != cases[i].status)
@@ -220,8 +226,8 @@ static void test_request_target_refusals(void)
         handler_response_release(&res);
     }
     struct handler_response res;
-    route("CONNECT", "x:1", STATS_LISTENER_STATS, &res);
-    CHECK(res.status == 501 && res.is_control);
+    route("CONNECT", "x:1", LISTENER_STATS, &res);
+    CHECK(res.status == 501 && (res.kind == HANDLER_KIND_CONTROL));
     handler_response_release(&res);
 }
 
@@ -232,7 +238,116 @@ static void test_reason_phrases(void)
     CHECK(strcmp(handler_reason_phrase(501), "Not Implemented") == 0);
     CHECK(strcmp(handler_reason_phrase(408), "Request Timeout") == 0);
     CHECK(strcmp(handler_reason_phrase(505), "HTTP Version Not Supported") == 0);
-    CHECK(strcmp(handler_reason_phrase(299), "Unknown") == 0);
+    CHECK(strcmp(handler_reason_phrase(299), "") == 0); /* no phrase for codes without one, as nginx */
+    CHECK(strcmp(handler_reason_phrase(99), "Unknown") == 0);
+}
+
+static void route_with(const char *path, const char *delay, const char *status, const char *size, struct handler_response *res)
+{
+    struct handler_request req = {.method = "GET", .method_len = 3, .path = path, .path_len = strlen(path),
+                                  .listener = LISTENER_HTTP};
+    req.headers = (struct handler_controls){.delay = delay, .delay_len = delay ? strlen(delay) : 0, .status = status,
+                                            .status_len = status ? strlen(status) : 0, .size = size,
+                                            .size_len = size ? strlen(size) : 0};
+    handler_route(&ctx, &req, res);
+}
+
+static void test_controls_from_path_query_and_headers(void)
+{
+    struct handler_response res;
+    route_with("/wait/0.25", NULL, NULL, NULL, &res);
+    CHECK(res.status == 200 && res.delay_ns == 250000);
+    handler_response_release(&res);
+    route_with("/delay/2", NULL, NULL, NULL, &res); /* httpbin: seconds */
+    CHECK(res.status == 200 && res.delay_ns == 2000000000ull);
+    handler_response_release(&res);
+    route_with("/delay/25ms", NULL, NULL, NULL, &res);
+    CHECK(res.delay_ns == 25000000ull);
+    handler_response_release(&res);
+    route_with("/status/503", NULL, NULL, NULL, &res);
+    CHECK(res.status == 503 && res.delay_ns == cfg.delay_ns && res.kind == HANDLER_KIND_BENCHMARK);
+    handler_response_release(&res);
+    route_with("/x?delay=1ms&status=201&size=100", NULL, NULL, NULL, &res);
+    CHECK(res.status == 201 && res.delay_ns == 1000000 && res.body_len == 100 && res.body_source == HANDLER_BODY_FILL);
+    CHECK(memcmp(res.body, cfg.body, cfg.body_bytes) == 0 && res.body[cfg.body_bytes] == cfg.body[0]); /* the body repeated */
+    handler_response_release(&res);
+    route_with("/x?delay=1%6Ds", NULL, NULL, NULL, &res); /* query values are percent-decoded */
+    CHECK(res.status == 200 && res.delay_ns == 1000000);
+    handler_response_release(&res);
+    route_with("/", "3ms", "418", "0", &res);
+    CHECK(res.status == 418 && res.delay_ns == 3000000 && res.body_len == 0);
+    handler_response_release(&res);
+}
+
+static void test_first_source_wins_per_parameter(void)
+{
+    struct handler_response res;
+    route_with("/status/404?status=503&delay=1ms", "100ms", "500", "5", &res);
+    CHECK(res.status == 404 && res.delay_ns == 1000000 && res.body_len == 5);
+    handler_response_release(&res);
+    route_with("/wait/2?delay=9ms", "100ms", NULL, NULL, &res);
+    CHECK(res.delay_ns == 2000000);
+    handler_response_release(&res);
+}
+
+static void test_bodiless_statuses_and_sizes(void)
+{
+    const char *paths[] = {"/status/204", "/status/304"};
+    for (size_t i = 0; i < 2; i++) {
+        struct handler_response res;
+        route_with(paths[i], NULL, NULL, "1000", &res);
+        CHECK(res.no_body && res.body_len == 0);
+        handler_response_release(&res);
+    }
+    struct handler_response res;
+    route_with("/?size=16m", NULL, NULL, NULL, &res); /* the default --max-response-size */
+    CHECK(res.status == 200 && res.body_len == 16u * 1024 * 1024 && res.body[res.body_len - 1] != 0);
+    handler_response_release(&res);
+    route_with("/", NULL, NULL, "13", &res); /* the configured body's own size: the default answer */
+    CHECK(handler_response_is_default_benchmark(&res));
+    handler_response_release(&res);
+}
+
+static void test_bad_controls_name_their_source(void)
+{
+    static const struct {
+        const char *path, *delay, *status, *size, *needle;
+    } cases[] = {
+        {"/?delay=lognorm:1", NULL, NULL, NULL, "delay= in query"},
+        {"/?status=99", NULL, NULL, NULL, "status= in query"},
+        {"/?status=150", NULL, NULL, NULL, "a 1xx is interim"},
+        {"/?size=17m", NULL, NULL, NULL, "--max-response-size"},
+        {"/?delay=61s", NULL, NULL, NULL, "--max-delay"},
+        {"/", "x", NULL, NULL, "X-Mock-Delay header"},
+        {"/", NULL, "abc", NULL, "X-Mock-Status header"},
+        {"/", NULL, NULL, "-1", "X-Mock-Size header"},
+        {"/status/20x", NULL, NULL, NULL, "/status/<code>"},
+        {"/delay/abc", NULL, NULL, NULL, "/delay/<duration>"},
+        {"/?delay=%zz", NULL, NULL, NULL, "percent-encoding"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct handler_response res;
+        route_with(cases[i].path, cases[i].delay, cases[i].status, cases[i].size, &res);
+        CHECK(res.status == 400 && res.delay_ns == 0 && strstr(res.body, cases[i].needle) != NULL);
+        CHECK(memchr(res.body, '\n', res.body_len) == res.body + res.body_len - 1); /* one line */
+        if (res.status != 400 || strstr(res.body, cases[i].needle) == NULL)
+            printf("  case %zu: %d %.*s\n", i, res.status, (int)res.body_len, res.body);
+        handler_response_release(&res);
+    }
+}
+
+static void test_weighted_status_uses_the_rest(void)
+{
+    int counts[600] = {0};
+    for (int i = 0; i < 20000; i++) {
+        struct handler_response res;
+        route_with("/?status=503:50", NULL, NULL, NULL, &res);
+        if (res.status >= 0 && res.status < 600)
+            counts[res.status]++;
+        handler_response_release(&res);
+    }
+    CHECK(counts[503] + counts[200] == 20000);
+    CHECK(counts[503] > 9600 && counts[503] < 10400); /* 50 % +- 2 points: ~5.6 sd of a binomial */
 }
 
 int main(void)
@@ -246,7 +361,10 @@ int main(void)
     }
     segment = stats_segment_create();
     segment->info.workers = 1;
-    ctx = (struct handler_context){.config = &cfg, .stats = segment};
+    prng_seed(&rng, 1, 0);
+    if (body_fill_init(&fill, cfg.body, cfg.body_bytes, cfg.max_response_bytes) != 0)
+        return 1;
+    ctx = (struct handler_context){.config = &cfg, .stats = segment, .rng = &rng, .fill = &fill};
 
     RUN(test_any_path_gets_body_after_default_delay);
     RUN(test_wait_path_sets_delay);
@@ -259,6 +377,12 @@ int main(void)
     RUN(test_long_decoded_paths);
     RUN(test_request_target_refusals);
     RUN(test_reason_phrases);
+    RUN(test_controls_from_path_query_and_headers);
+    RUN(test_first_source_wins_per_parameter);
+    RUN(test_bodiless_statuses_and_sizes);
+    RUN(test_bad_controls_name_their_source);
+    RUN(test_weighted_status_uses_the_rest);
+    body_fill_dispose(&fill);
     config_free(&cfg);
     return unit_finish();
 }
