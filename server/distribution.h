@@ -128,6 +128,11 @@ struct distribution {
 int distribution_parse(struct distribution *d, enum distribution_unit unit, const char *s, size_t len, uint64_t max,
                        char *err, size_t err_size);
 
+/* Parses a weight as lists write it: a percentage 0..100 with up to 4 decimals ("5", "0.5"), exactly
+ * `len` bytes. Returns 0 and sets *out_ppm (millionths of all draws), or -1. Shared with fault.h's
+ * kind lists, which follow the same weight rules. */
+int distribution_parse_weight_ppm(const char *s, size_t len, uint32_t *out_ppm);
+
 /* Sets *d to the lone value `value` (clamped to max), as if parsed from its text. */
 void distribution_set_fixed(struct distribution *d, enum distribution_unit unit, uint64_t value, uint64_t max);
 

@@ -195,18 +195,27 @@ static int parse_decimal_e4(const char *s, size_t len, uint64_t *out_e4)
     return 0;
 }
 
+int distribution_parse_weight_ppm(const char *s, size_t len, uint32_t *out_ppm)
+{
+    uint64_t ppm;
+    if (parse_decimal_e4(s, len, &ppm) != 0 || ppm > DISTRIBUTION_WEIGHT_FULL_PPM)
+        return -1;
+    *out_ppm = (uint32_t)ppm;
+    return 0;
+}
+
 static int parse_weight(struct parser *p, size_t item_no, uint32_t *out_ppm)
 {
     size_t start = p->i, end = start;
     while (end < p->len && p->s[end] != ',' && !is_ows(p->s[end]))
         end++;
-    uint64_t ppm;
-    if (parse_decimal_e4(p->s + start, end - start, &ppm) != 0 || ppm > DISTRIBUTION_WEIGHT_FULL_PPM)
+    uint32_t ppm;
+    if (distribution_parse_weight_ppm(p->s + start, end - start, &ppm) != 0)
         return fail(p, "item %zu: weight '%s' is not a percentage (allowed: 0..100 with up to 4 decimals, e.g. "
                        "503:0.5)",
                     item_no, quote(p->s + start, end - start).text);
     p->i = end;
-    *out_ppm = (uint32_t)ppm;
+    *out_ppm = ppm;
     return 0;
 }
 

@@ -61,38 +61,6 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* The weight rules of distribution.h: a decimal 0..100 with up to 4 decimals, in ppm. */
-static int parse_weight_ppm(const char *s, size_t len, uint32_t *out_ppm)
-{
-    size_t i = 0;
-    uint64_t whole = 0, frac = 0;
-    int digits = 0, decimals = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        whole = whole * 10 + (uint64_t)(s[i] - '0');
-        if (whole > 100)
-            return -1;
-        i++, digits++;
-    }
-    if (i < len && s[i] == '.') {
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (++decimals > 4)
-                return -1;
-            frac = frac * 10 + (uint64_t)(s[i] - '0');
-            i++, digits++;
-        }
-    }
-    if (digits == 0 || i != len)
-        return -1;
-    while (decimals++ < 4)
-        frac *= 10;
-    uint64_t ppm = whole * 10000 + frac;
-    if (ppm > FAULT_WEIGHT_FULL_PPM)
-        return -1;
-    *out_ppm = (uint32_t)ppm;
-    return 0;
-}
-
 static enum fault_kind kind_named(const char *s, size_t len)
 {
     for (int k = FAULT_NONE + 1; k < FAULT_KIND_COUNT; k++)
@@ -139,7 +107,7 @@ int fault_spec_parse(struct fault_spec *spec, const char *s, size_t len, char *e
         item->kind = (uint8_t)kind;
         if (colon != NULL) {
             size_t w = name_end + 1;
-            if (parse_weight_ppm(s + w, b - w, &item->weight_ppm) != 0)
+            if (distribution_parse_weight_ppm(s + w, b - w, &item->weight_ppm) != 0)
                 return fail(spec, err, err_size, "weight '%s' of %s is not a percentage (allowed: 0..100 with up to 4 decimals, e.g. reset:0.5)",
                             quote(s + w, b - w).text, kind_names[kind]);
             sum_ppm += item->weight_ppm;
