@@ -465,6 +465,19 @@ void handler_route(const struct handler_context *ctx, const struct handler_reque
     route_benchmark(ctx, req, path, path_len, query, query_len, res);
 }
 
+void handler_response_default(struct handler_response *res, const struct config *config, bool is_head)
+{
+    memset(res, 0, sizeof(*res));
+    res->kind = HANDLER_KIND_BENCHMARK;
+    res->status = 200;
+    res->reason = handler_reason_phrase(200);
+    res->is_head = is_head;
+    res->content_type = TEXT_PLAIN;
+    res->body_source = HANDLER_BODY_BENCHMARK;
+    res->body = config->body;
+    res->body_len = config->body_bytes;
+}
+
 void handler_response_text(struct handler_response *res, enum handler_kind kind, int status, const char *text, bool is_head)
 {
     memset(res, 0, sizeof(*res));

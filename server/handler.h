@@ -111,6 +111,10 @@ static inline bool handler_response_is_default_benchmark(const struct handler_re
            res->allow == NULL && !res->server_timing && res->fault == FAULT_NONE;
 }
 
+/* The default benchmark answer (handler_response_is_default_benchmark), rebuilt where a path kept
+ * nothing of it (a held default response keeps no description). */
+void handler_response_default(struct handler_response *res, const struct config *config, bool is_head);
+
 /* A refusal or error text answered at once: `status` with `text` (static, not copied) as its body. */
 void handler_response_text(struct handler_response *res, enum handler_kind kind, int status, const char *text, bool is_head);
 

@@ -75,9 +75,8 @@ struct http1_response_bytes http1_response_default(struct http1_response_cache *
     size_t body_len = is_head ? 0 : cfg->body_bytes;
     if (r->failed) {
         /* out of memory formatting the preformatted one: a plain head is still possible below */
-        struct handler_response res = {.kind = HANDLER_KIND_BENCHMARK, .status = 200, .reason = "OK", .is_head = is_head,
-                                       .body_source = HANDLER_BODY_BENCHMARK, .body = cfg->body, .body_len = cfg->body_bytes,
-                                       .content_type = "text/plain"};
+        struct handler_response res;
+        handler_response_default(&res, cfg, is_head);
         struct http1_response_bytes out = {0};
         if (http1_response_format(cache, &res, keep_alive, &out) == 0)
             return out;

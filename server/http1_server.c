@@ -513,9 +513,8 @@ static void on_held_due(struct delay_entry *entry, uint64_t now_ns)
     conn->held_response = NULL;
     conn->state = CONN_READING; /* between held and writing: conn_write decides what comes next */
     if (held == NULL) {
-        struct handler_response res = {.kind = HANDLER_KIND_BENCHMARK, .status = 200, .reason = "OK", .is_head = conn->is_head,
-                                       .body_source = HANDLER_BODY_BENCHMARK, .body = server->config->body,
-                                       .body_len = server->config->body_bytes, .content_type = "text/plain"};
+        struct handler_response res;
+        handler_response_default(&res, server->config, conn->is_head);
         send_response(conn, &res);
         return;
     }
