@@ -121,6 +121,7 @@ static void test_refusals_name_the_value(void)
         {{"--body-size", "17m"}, NULL, "--max-response-size"},
         {{"--body-size", "32m", "--max-response-size", "64m"}, NULL, NULL},
         {{"--seed", "x"}, NULL, "--seed: 'x'"},
+        {{"--seed", "18446744073709551616"}, NULL, "--seed: '18446744073709551616'"}, /* 2^64: once wrapped to 0 */
         {{"--delay-from", "tail"}, NULL, "allowed: request, head"},
         {{"--server-timing=1"}, NULL, "takes no value"},
         {{NULL}, "MOCKUPSTREAM_SERVER_TIMING=maybe", "MOCKUPSTREAM_SERVER_TIMING: 'maybe'"},

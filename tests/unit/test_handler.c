@@ -292,8 +292,8 @@ static void test_first_source_wins_per_parameter(void)
 
 static void test_bodiless_statuses_and_sizes(void)
 {
-    const char *paths[] = {"/status/204", "/status/304"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *paths[] = {"/status/204", "/status/205", "/status/304"};
+    for (size_t i = 0; i < 3; i++) {
         struct handler_response res;
         route_with(paths[i], NULL, NULL, "1000", &res);
         CHECK(res.no_body && res.body_len == 0);
