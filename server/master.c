@@ -83,6 +83,9 @@ static void spawn(struct master *master, unsigned index)
         };
         worker_main(&worker_setup);
     }
+    /* The worker stores its pid too, but only once it runs: written here as well, /stats never shows
+     * a live worker as pid 0 (a client that signals "pid 0" signals its own process group). */
+    __atomic_store_n(&setup->stats->workers[index].pid, (int64_t)pid, __ATOMIC_RELAXED);
     master->workers[index] = (struct worker_process){
         .pid = pid, .started_ns = clock_monotonic_ns(), .quick_deaths = master->workers[index].quick_deaths};
 }

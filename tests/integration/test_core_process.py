@@ -40,7 +40,7 @@ class WorkersTest(ServerTestCase):
         self.assertTrue(c.wait_until(lambda: len(c.children(srv.proc.pid)) == 2))
         before = c.stats(srv)["workers"]
         victim = before[1]
-        os.kill(victim["pid"], signal.SIGKILL)
+        c.kill_worker(srv, victim["pid"])
         t0 = time.monotonic()
 
         def replaced():
@@ -67,7 +67,7 @@ class WorkersTest(ServerTestCase):
         srv = self.server("--delay", "0", workers=1)
         for expected in (1, 2):
             pid = c.stats(srv)["workers"][0]["pid"]
-            os.kill(pid, signal.SIGKILL)
+            c.kill_worker(srv, pid)
             self.assertTrue(c.wait_until(lambda: c.children(srv.proc.pid) not in ([], [pid]), timeout_s=2.0))
             self.assertTrue(c.wait_until(lambda: accepts_service(srv), timeout_s=3.0))
             self.assertEqual(c.stats(srv)["workers"][0]["restarts"], expected)

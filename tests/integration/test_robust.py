@@ -224,7 +224,7 @@ class FaultTest(ServerTestCase):
         time.sleep(1)
         victim = c.children(srv.proc.pid)[0]
         t0 = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
+        c.kill_worker(srv, victim)
         self.assertTrue(c.wait_until(lambda: len([p for p in c.children(srv.proc.pid) if p != victim]) == 2, timeout_s=1))
         self.assertLess(time.monotonic() - t0, 1.0 * SLOWDOWN)
         out = load.communicate(timeout=30)[0]

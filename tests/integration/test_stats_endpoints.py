@@ -183,7 +183,7 @@ class StatsTest(ServerTestCase):
         time.sleep(0.7)
         before = c.stats(srv)
         victim = before["workers"][0]["pid"]
-        os.kill(victim, signal.SIGKILL)
+        c.kill_worker(srv, victim)
         load.wait(timeout=30 * SLOWDOWN)
         self.assertTrue(c.wait_until(lambda: c.stats(srv)["workers"][0]["pid"] not in (0, victim)))
         after = c.stats(srv)

@@ -17,6 +17,7 @@ wall seconds, used as given (the caller's own figure, often already scaled or a 
 """
 import json
 import os
+import signal
 import socket
 import ssl
 import threading
@@ -439,6 +440,21 @@ def children(pid):
             return sorted(int(x) for x in f.read().split())
     except FileNotFoundError:
         return []
+
+
+def kill_worker(srv, pid, sig=signal.SIGKILL):
+    """Signal one worker of srv. Refuses anything that is not a live child of srv's master: a pid of
+    0 or -1 (a worker slot /stats shows empty) would signal the test runner's own process group."""
+    if not isinstance(pid, int) or pid <= 1 or pid == os.getpid():
+        raise AssertionError(f"not a worker pid: {pid!r}")
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        raise AssertionError(f"worker {pid} is not running")
+    if parent != srv.proc.pid:
+        raise AssertionError(f"pid {pid} is not a worker of master {srv.proc.pid} (parent {parent})")
+    os.kill(pid, sig)
 
 
 def cpu_seconds(pid):
