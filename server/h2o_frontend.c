@@ -29,6 +29,14 @@ struct h2o_held {
     struct delay_entry entry;
     h2o_timeout_entry_t fault_now; /* a fault due at once runs from h2o's zero timeout, not inside on_req */
     h2o_generator_t partial;       /* FAULT_PARTIAL: ends the stream once half the body is out */
+    /* a paced body (dribble=, rate=): h2o asks for each next part through `pacer`, the delay queue
+     * says when it is due; a part goes when both have happened */
+    h2o_generator_t pacer;
+    struct delay_entry next_part;
+    uint64_t head_sent_ns;         /* CLOCK_MONOTONIC: parts are due from it */
+    uint32_t parts_sent;
+    bool h2o_ready;                /* h2o called proceed since the last send */
+    bool part_due;                 /* the next part's time came (or could not be queued) before that */
     h2o_req_t *req;
     struct h2o_frontend *frontend;
     enum listener_kind listener;
@@ -47,6 +55,7 @@ struct h2o_conn_record {
 static h2o_generator_t single_shot_generator = {NULL, NULL};
 
 static void on_connection_close(void *data);
+static void pace_start(struct h2o_held *held);
 
 static struct h2o_conn_record *record_of(h2o_req_t *req)
 {
@@ -89,9 +98,10 @@ static enum listener_kind listener_of(const h2o_req_t *req, const struct mock_ha
 }
 
 /* Sends `res` on `req` and counts it. The body must outlive the send: benchmark bodies live in the
- * config; rendered ones are copied into the request's pool. */
+ * config; rendered ones are copied into the request's pool. A paced body needs `held` (with `res`
+ * being held->response), else it is sent whole. */
 static void send_response(struct h2o_frontend *frontend, h2o_req_t *req, enum listener_kind listener,
-                          const struct handler_response *res)
+                          const struct handler_response *res, struct h2o_held *held)
 {
     req->res.status = res->status;
     req->res.reason = res->reason;
@@ -123,11 +133,77 @@ static void send_response(struct h2o_frontend *frontend, h2o_req_t *req, enum li
                                            .response_body_bytes = res->is_head ? 0 : res->body_len};
     request_core_count(frontend->core, &outcome);
 
+    if (held != NULL && res == &held->response && res->pace.parts != 0 && !res->is_head && !res->no_body &&
+        res->body_source != HANDLER_BODY_TEXT) {
+        pace_start(held);
+        return;
+    }
     h2o_start_response(req, &single_shot_generator);
     if (res->is_head || res->no_body)
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* ---- paced bodies (dribble=, rate=) ---- */
+
+static void pace_queue_next(struct h2o_held *held)
+{
+    uint64_t offset_ns = handler_pace_part_due_ns(&held->response.pace, held->parts_sent + 1);
+    if (request_core_pace(held->frontend->core, &held->next_part, held->head_sent_ns, offset_ns) != 0)
+        held->part_due = true; /* out of memory in the queue: the part goes as soon as h2o asks */
+}
+
+/* Hands h2o the next part (the last one ends the stream). Nothing of `held` may be used after the
+ * last part: the request may be disposed of. */
+static void pace_send_part(struct h2o_held *held)
+{
+    const struct handler_response *res = &held->response;
+    size_t from = handler_pace_part_end(&res->pace, res->body_len, held->parts_sent);
+    size_t to = handler_pace_part_end(&res->pace, res->body_len, ++held->parts_sent);
+    bool last = held->parts_sent == res->pace.parts;
+    held->h2o_ready = false;
+    held->part_due = false;
+    if (!last)
+        pace_queue_next(held);
+    h2o_iovec_t part = h2o_iovec_init(res->body + from, to - from);
+    h2o_send(held->req, &part, 1, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_part_due(struct delay_entry *entry, uint64_t now_ns)
+{
+    struct h2o_held *held = H2O_STRUCT_FROM_MEMBER(struct h2o_held, next_part, entry);
+    h2o_glue_clock_refresh(held->frontend->loop); /* called from the delay queue, outside h2o's loop */
+    if (held->h2o_ready)
+        pace_send_part(held);
+    else
+        held->part_due = true; /* the client reads slower than the pace: the part goes when h2o asks */
+}
+
+static void on_pace_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    struct h2o_held *held = H2O_STRUCT_FROM_MEMBER(struct h2o_held, pacer, generator);
+    held->h2o_ready = true;
+    if (held->part_due)
+        pace_send_part(held);
+}
+
+static void on_pace_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    struct h2o_held *held = H2O_STRUCT_FROM_MEMBER(struct h2o_held, pacer, generator);
+    request_core_pace_stop(held->frontend->core, &held->next_part);
+}
+
+/* Sends the head (HEADERS with content-length of the whole body) now; the parts follow. */
+static void pace_start(struct h2o_held *held)
+{
+    held->pacer = (h2o_generator_t){on_pace_proceed, on_pace_stop};
+    held->next_part.on_due = on_part_due;
+    held->head_sent_ns = clock_monotonic_ns();
+    held->parts_sent = 0;
+    pace_queue_next(held);
+    h2o_start_response(held->req, &held->pacer);
+    h2o_send(held->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* ---- faults: carried out instead of the response, on that stream only (close: its connection) ---- */
@@ -233,13 +309,17 @@ static void on_held_due(struct delay_entry *entry, uint64_t now_ns)
         carry_out_fault(held);
         return;
     }
-    send_response(held->frontend, held->req, held->listener, &held->response);
+    send_response(held->frontend, held->req, held->listener, &held->response, held);
 }
 
 static void on_held_dispose(void *p)
 {
     struct h2o_held *held = p;
-    request_core_cancel(held->frontend->core, &held->entry); /* only if still held (or hanging) */
+    if (held->entry.on_due == on_hang_timeout)
+        request_core_hang_cancel(held->frontend->core, &held->entry);
+    else
+        request_core_cancel(held->frontend->core, &held->entry); /* only if still held */
+    request_core_pace_stop(held->frontend->core, &held->next_part);
     if (h2o_timeout_is_linked(&held->fault_now))
         h2o_timeout_unlink(&held->fault_now);
     handler_response_release(&held->response);
@@ -253,7 +333,7 @@ static void refuse(struct h2o_frontend *frontend, h2o_req_t *req, enum listener_
     handler_response_text(&refusal, listener == LISTENER_STATS ? HANDLER_KIND_CONTROL : HANDLER_KIND_BENCHMARK, status,
                           text, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")));
     refusal.body_len = text_len;
-    send_response(frontend, req, listener, &refusal);
+    send_response(frontend, req, listener, &refusal, NULL);
 }
 
 static bool is_connection_specific(const h2o_iovec_t *name)
@@ -324,24 +404,14 @@ static uint64_t head_arrival_of(const h2o_req_t *req, uint64_t now_ns)
     return age_ns < now_ns ? now_ns - age_ns : now_ns;
 }
 
-/* The X-Mock-* fields of the request (h2o keeps names lower-case). */
-static struct handler_controls controls_of(const h2o_req_t *req)
+/* The X-Mock-* fields of the request (the first of each counts, as on HTTP/1.1 and in the query). */
+static struct request_controls controls_of(const h2o_req_t *req)
 {
-    struct handler_controls controls = {0};
+    struct request_controls controls = {0};
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *field = &req->headers.entries[i];
-        const h2o_iovec_t *name = field->name;
-        if (name->len < 11 || name->base[0] != 'x')
-            continue;
-        /* the first of each counts (as on HTTP/1.1 and in the query) */
-        if (h2o_memis(name->base, name->len, H2O_STRLIT("x-mock-delay")) && controls.delay == NULL)
-            controls.delay = field->value.base, controls.delay_len = field->value.len;
-        else if (h2o_memis(name->base, name->len, H2O_STRLIT("x-mock-status")) && controls.status == NULL)
-            controls.status = field->value.base, controls.status_len = field->value.len;
-        else if (h2o_memis(name->base, name->len, H2O_STRLIT("x-mock-size")) && controls.size == NULL)
-            controls.size = field->value.base, controls.size_len = field->value.len;
-        else if (h2o_memis(name->base, name->len, H2O_STRLIT("x-mock-fault")) && controls.fault == NULL)
-            controls.fault = field->value.base, controls.fault_len = field->value.len;
+        request_controls_keep_first(&controls, request_control_of_header(field->name->base, field->name->len),
+                                    field->value.base, field->value.len);
     }
     return controls;
 }
@@ -402,7 +472,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     /* held in the request's pool, so that h2o's disposal of the request (stream reset, connection
      * closed) reaches on_held_dispose and cancels the hold */
     struct h2o_held *held = NULL;
-    if (response.delay_ns != 0 || response.fault != FAULT_NONE) {
+    if (response.delay_ns != 0 || response.fault != FAULT_NONE || response.pace.parts != 0) {
         held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), on_held_dispose);
         memset(held, 0, sizeof(*held));
         held->req = req;
@@ -422,11 +492,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             h2o_timeout_link(frontend->loop, &frontend->benchmark_ctx.zero_timeout, &held->fault_now);
             return 0;
         }
+        if (held != NULL) { /* a paced body: its description lives as long as the request */
+            held->response = response;
+            send_response(frontend, req, listener, &held->response, held);
+            return 0;
+        }
         break;
     case REQUEST_CORE_REFUSED:
         break;
     }
-    send_response(frontend, req, listener, &response);
+    send_response(frontend, req, listener, &response, NULL);
     handler_response_release(&response);
     return 0;
 }

@@ -1,9 +1,11 @@
 #include "handler.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "distribution.h"
 #include "duration.h"
 #include "stats_render.h"
@@ -187,8 +189,18 @@ static ssize_t percent_decode(const char *text, size_t len, bool plus_is_space, 
 struct control_text {
     const char *text;
     size_t len;
-    const char *where; /* "delay= in query", "X-Mock-Delay header", "/delay/ path" ... */
+    const char *where; /* "delay= in query", "X-Mock-Delay", "/delay/<duration>" ... */
+    bool from_header;  /* where is a header's name ("bad X-Mock-Delay header: ...") */
 };
+
+/* The request's X-Mock-* field for `control`, or an empty control_text. */
+static struct control_text control_from_header(const struct handler_request *req, enum request_control control)
+{
+    const struct request_control_value *field = &req->headers.of[control];
+    if (field->value == NULL)
+        return (struct control_text){0};
+    return (struct control_text){field->value, field->len, request_control_header_name(control), true};
+}
 
 static bool starts_with(const char *s, size_t len, const char *prefix)
 {
@@ -200,7 +212,7 @@ static bool starts_with(const char *s, size_t len, const char *prefix)
 static void answer_bad_control(struct handler_response *res, const struct control_text *control, const char *why)
 {
     char text[DISTRIBUTION_ERROR_BYTES + 96];
-    snprintf(text, sizeof(text), "bad %s: %s\n", control->where, why);
+    snprintf(text, sizeof(text), "bad %s%s: %s\n", control->where, control->from_header ? " header" : "", why);
     strbuf_clear(&res->rendered);
     strbuf_append_str(&res->rendered, text);
     res->status = 400;
@@ -212,6 +224,8 @@ static void answer_bad_control(struct handler_response *res, const struct contro
     res->body = res->rendered.data ? res->rendered.data : "";
     res->body_len = res->rendered.len;
     res->delay_ns = 0;
+    res->no_body = false; /* a later control's refusal replaces a 204 drawn before it */
+    res->pace.parts = 0;
 }
 
 /* A query value, percent-decoded into decoded[HANDLER_DECODE_MAX_BYTES] when it has escapes (else
@@ -288,8 +302,8 @@ static bool route_fault(const struct handler_context *ctx, const struct handler_
         const char *v;
         if (query != NULL && (v = query_param(query, query_len, "fault", &n)) != NULL)
             fault = (struct control_text){v, n, "fault= in query"}, from_query = true;
-        else if (req->headers.fault != NULL)
-            fault = (struct control_text){req->headers.fault, req->headers.fault_len, "X-Mock-Fault header"};
+        else if (req->headers.of[REQUEST_CONTROL_FAULT].value != NULL)
+            fault = control_from_header(req, REQUEST_CONTROL_FAULT);
     }
     if (fault.text == NULL) {
         if (cfg->fault.count != 0)
@@ -298,7 +312,8 @@ static bool route_fault(const struct handler_context *ctx, const struct handler_
     }
     if (!cfg->allow_faults) {
         char text[96];
-        snprintf(text, sizeof(text), "faults are off: %s needs the server started with --allow-faults\n", fault.where);
+        snprintf(text, sizeof(text), "faults are off: %s%s needs the server started with --allow-faults\n", fault.where,
+                 fault.from_header ? " header" : "");
         answer_text(res, 403, text);
         return false;
     }
@@ -314,6 +329,111 @@ static bool route_fault(const struct handler_context *ctx, const struct handler_
         return false;
     }
     res->fault = (uint8_t)fault_spec_draw(&spec, ctx->rng);
+    return true;
+}
+
+/* Most parts dribble= may ask for (each part is a write and a timer). */
+#define PACE_PARTS_MAX 1000000u
+/* rate= sends a part per this interval (a part is at least one byte, so slower rates wait longer). */
+#define PACE_RATE_TICK_NS (10 * NS_PER_MS)
+
+/* Parses dribble=<parts>/<duration> into *parts and *duration_ns. Returns false after answering 400. */
+static bool dribble_parse(const struct control_text *control, bool from_query, uint64_t max_ns, uint32_t *parts,
+                          uint64_t *duration_ns, struct handler_response *res)
+{
+    char decoded[HANDLER_DECODE_MAX_BYTES];
+    const char *text = control->text;
+    size_t len = control->len;
+    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+        return false;
+    const char *slash = memchr(text, '/', len);
+    uint64_t count = 0;
+    size_t digits = slash ? (size_t)(slash - text) : 0;
+    bool ok = slash != NULL && digits > 0 && digits <= 7;
+    for (size_t i = 0; ok && i < digits; i++) {
+        ok = text[i] >= '0' && text[i] <= '9';
+        count = count * 10 + (uint64_t)(text[i] - '0');
+    }
+    ok = ok && count >= 1 && count <= PACE_PARTS_MAX &&
+         duration_parse_ns(slash + 1, len - digits - 1, duration_ns) == 0 && *duration_ns <= max_ns;
+    if (!ok) {
+        char max_text[32], why[160];
+        snprintf(why, sizeof(why), "allowed: <parts>/<duration>, parts 1..%u, duration up to --max-delay %s (e.g. 10/1s)",
+                 PACE_PARTS_MAX, duration_format(max_ns, max_text, sizeof(max_text)));
+        answer_bad_control(res, control, why);
+        return false;
+    }
+    *parts = (uint32_t)count;
+    return true;
+}
+
+/* Parses rate=<bytes per second> and turns it into parts and a duration for `body_bytes`. Returns
+ * false after answering 400. */
+static bool rate_parse(const struct control_text *control, bool from_query, uint64_t max_ns, uint64_t body_bytes,
+                       uint32_t *parts, uint64_t *duration_ns, struct handler_response *res)
+{
+    char decoded[HANDLER_DECODE_MAX_BYTES];
+    const char *text = control->text;
+    size_t len = control->len;
+    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+        return false;
+    uint64_t rate = 0;
+    if (size_parse_bytes(text, len, 1ull << 40, &rate) != 0 || rate == 0) {
+        answer_bad_control(res, control, "allowed: bytes per second, 1 up to 1024g, with k, m or g (e.g. 64k)");
+        return false;
+    }
+    uint64_t total_ns = (uint64_t)((unsigned __int128)body_bytes * NS_PER_SEC / rate);
+    if (total_ns > max_ns) {
+        char max_text[32], why[160];
+        snprintf(why, sizeof(why), "the %" PRIu64 "-byte body would take longer than --max-delay %s at this rate", body_bytes,
+                 duration_format(max_ns, max_text, sizeof(max_text)));
+        answer_bad_control(res, control, why);
+        return false;
+    }
+    /* parts of about one tick's worth of bytes: a rate from 100 B/s up sends every 10 ms */
+    uint64_t part_bytes = (uint64_t)((unsigned __int128)rate * PACE_RATE_TICK_NS / NS_PER_SEC);
+    if (part_bytes == 0)
+        part_bytes = 1;
+    uint64_t count = (body_bytes + part_bytes - 1) / part_bytes;
+    *parts = (uint32_t)(count < UINT32_MAX ? count : UINT32_MAX);
+    *duration_ns = total_ns;
+    return true;
+}
+
+/* Decides res->pace_parts and res->pace_ns from dribble= / rate= (query, else X-Mock-Dribble /
+ * X-Mock-Rate). Returns false after answering 400. Costs two query lookups unless one is named. */
+static bool route_pacing(const struct handler_context *ctx, const struct handler_request *req, const char *query,
+                         size_t query_len, struct handler_response *res)
+{
+    struct control_text dribble = {0}, rate = {0};
+    bool dribble_from_query = false, rate_from_query = false;
+    size_t n;
+    const char *v;
+    if (query != NULL && (v = query_param(query, query_len, "dribble", &n)) != NULL)
+        dribble = (struct control_text){v, n, "dribble= in query"}, dribble_from_query = true;
+    else
+        dribble = control_from_header(req, REQUEST_CONTROL_DRIBBLE);
+    if (query != NULL && (v = query_param(query, query_len, "rate", &n)) != NULL)
+        rate = (struct control_text){v, n, "rate= in query"}, rate_from_query = true;
+    else
+        rate = control_from_header(req, REQUEST_CONTROL_RATE);
+    if (dribble.text == NULL && rate.text == NULL)
+        return true;
+    if (dribble.text != NULL && rate.text != NULL) {
+        answer_bad_control(res, &rate, "dribble and rate cannot be combined: dribble sets the pace already");
+        return false;
+    }
+    uint64_t max_ns = ctx->config->max_delay_ns, duration_ns = 0;
+    uint32_t parts = 0;
+    bool ok = dribble.text != NULL ? dribble_parse(&dribble, dribble_from_query, max_ns, &parts, &duration_ns, res)
+                                   : rate_parse(&rate, rate_from_query, max_ns, res->body_len, &parts, &duration_ns, res);
+    if (!ok)
+        return false;
+    /* nothing to pace: a HEAD, a bodiless status, an empty body, a fault */
+    if (res->is_head || res->no_body || res->body_len == 0 || res->fault != FAULT_NONE)
+        return true;
+    res->pace.parts = parts < res->body_len ? parts : (uint32_t)res->body_len;
+    res->pace.duration_ns = duration_ns;
     return true;
 }
 
@@ -346,13 +466,12 @@ static void route_benchmark(const struct handler_context *ctx, const struct hand
             status = (struct control_text){v, n, "status= in query"}, status_from_query = true;
         if (query != NULL && (v = query_param(query, query_len, "size", &n)) != NULL)
             size = (struct control_text){v, n, "size= in query"}, size_from_query = true;
-        const struct handler_controls *h = &req->headers;
-        if (delay.text == NULL && h->delay != NULL)
-            delay = (struct control_text){h->delay, h->delay_len, "X-Mock-Delay header"};
-        if (status.text == NULL && h->status != NULL)
-            status = (struct control_text){h->status, h->status_len, "X-Mock-Status header"};
-        if (size.text == NULL && h->size != NULL)
-            size = (struct control_text){h->size, h->size_len, "X-Mock-Size header"};
+        if (delay.text == NULL)
+            delay = control_from_header(req, REQUEST_CONTROL_DELAY);
+        if (status.text == NULL)
+            status = control_from_header(req, REQUEST_CONTROL_STATUS);
+        if (size.text == NULL)
+            size = control_from_header(req, REQUEST_CONTROL_SIZE);
     }
 
     /* parse what was asked; ~660 bytes each on the stack, only when asked */
@@ -401,6 +520,8 @@ static void route_benchmark(const struct handler_context *ctx, const struct hand
         res->body = body_fill_get(ctx->fill, body_bytes);
         res->body_len = body_bytes;
     }
+    if (cfg->request_control)
+        route_pacing(ctx, req, query, query_len, res);
 }
 
 void handler_route(const struct handler_context *ctx, const struct handler_request *req, struct handler_response *res)

@@ -18,6 +18,11 @@
  *           httpbin), /status/<spec>;
  *   query   delay=<spec>, status=<spec>, size=<spec>;
  *   header  X-Mock-Delay, X-Mock-Status, X-Mock-Size.
+ * Paced bodies: dribble=<parts>/<duration> (X-Mock-Dribble) sends the head when the delay ends and
+ * the body in that many parts, the last at head + duration; rate=<bytes/s> (X-Mock-Rate) does the
+ * same in parts of max(1, rate/100) bytes (one every 10 ms from 100 B/s up), so the body takes
+ * body/rate. Parts are clamped to the body's bytes; the whole must fit in --max-delay; the two
+ * cannot be combined; HEAD, bodiless statuses and faults are not paced.
  * Faults (fault.h): fault=<kinds> in the query, else X-Mock-Fault, else --fault, drawn per request
  * into res->fault; without --allow-faults a request naming one gets 403, a malformed one 400. Control
  * paths never carry a fault.
@@ -36,6 +41,7 @@
 #include "config.h"
 #include "fault.h"
 #include "prng.h"
+#include "request_controls.h"
 #include "stats.h"
 #include "strbuf.h"
 
@@ -52,27 +58,25 @@ struct handler_context {
  * length. */
 #define HANDLER_DECODE_MAX_BYTES 1024
 
-/* Per-request controls a protocol path found in the request's header fields (X-Mock-Delay,
- * X-Mock-Status, X-Mock-Size): value and length, NULL when absent. Read only when
- * --no-request-control is off. */
-struct handler_controls {
-    const char *delay, *status, *size, *fault;
-    size_t delay_len, status_len, size_len, fault_len;
-};
-
 struct handler_request {
     const char *method;
     size_t method_len;
     const char *path; /* request target in origin-form (or "*"), with query, not yet percent-decoded */
     size_t path_len;
     enum listener_kind listener; /* LISTENER_STATS serves control paths only */
-    struct handler_controls headers; /* X-Mock-* fields, as the path found them */
+    struct request_controls headers; /* X-Mock-* fields, as the path found them */
 };
 
 /* Who the answer is for, which decides how it is counted. */
 enum handler_kind {
     HANDLER_KIND_BENCHMARK, /* a benchmark request (any status): counted in requests_total, held for delay_ns */
     HANDLER_KIND_CONTROL,   /* /stats, /metrics, /healthz, or an error about them: counted apart, never held */
+};
+
+/* How a paced body is spread (handler_pace_part_*); parts == 0: sent whole with the head. */
+struct handler_pace {
+    uint32_t parts;
+    uint64_t duration_ns; /* from the head to the last part */
 };
 
 /* Where the body comes from. */
@@ -100,6 +104,7 @@ struct handler_response {
     uint8_t fault;         /* enum fault_kind: after the delay, carry out this fault instead of sending (FAULT_NONE: send) */
     bool refusal;          /* an error about the request itself: answered at once, whatever the load */
     uint32_t retry_after_s; /* send Retry-After: <s> (0: none) */
+    struct handler_pace pace; /* parts > 0: the body goes in parts after the head (dribble=, rate=) */
     struct strbuf rendered; /* owned storage for rendered documents and error texts */
 };
 
@@ -108,7 +113,21 @@ struct handler_response {
 static inline bool handler_response_is_default_benchmark(const struct handler_response *res)
 {
     return res->kind == HANDLER_KIND_BENCHMARK && res->status == 200 && res->body_source == HANDLER_BODY_BENCHMARK &&
-           res->allow == NULL && !res->server_timing && res->fault == FAULT_NONE;
+           res->allow == NULL && !res->server_timing && res->fault == FAULT_NONE && res->pace.parts == 0;
+}
+
+/* Paced bodies (dribble=, rate=): part k of parts (k = 1..parts) is the body's bytes
+ * [handler_pace_part_end(k - 1), handler_pace_part_end(k)), due handler_pace_part_due_ns(k) after the
+ * head was sent. Part sizes differ by at most one byte; the last part ends the body and is due
+ * duration_ns after the head. */
+static inline size_t handler_pace_part_end(const struct handler_pace *pace, size_t body_len, uint32_t k)
+{
+    return (size_t)((unsigned __int128)body_len * k / pace->parts);
+}
+
+static inline uint64_t handler_pace_part_due_ns(const struct handler_pace *pace, uint32_t k)
+{
+    return (uint64_t)((unsigned __int128)pace->duration_ns * k / pace->parts);
 }
 
 /* The default benchmark answer (handler_response_is_default_benchmark), rebuilt where a path kept

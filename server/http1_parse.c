@@ -346,15 +346,9 @@ int http1_request_parse(const char *buf, size_t len, struct http1_request *req, 
             upgrade_to_h2c = list_contains(h->value, h->value_len, "h2c");
         } else if (token_equals(h->name, h->name_len, "http2-settings")) {
             have_h2_settings = true;
-        } else if (h->name_len > 7 && (h->name[0] | 0x20) == 'x') { /* X-Mock-*: one byte tested for most fields */
-            /* the first of each counts, as the first of a repeated query parameter does */
-            struct http1_field *field = token_equals(h->name, h->name_len, "x-mock-delay")    ? &req->mock_delay
-                                        : token_equals(h->name, h->name_len, "x-mock-status") ? &req->mock_status
-                                        : token_equals(h->name, h->name_len, "x-mock-size")   ? &req->mock_size
-                                        : token_equals(h->name, h->name_len, "x-mock-fault")  ? &req->mock_fault
-                                                                                              : NULL;
-            if (field != NULL && field->value == NULL)
-                *field = (struct http1_field){h->value, h->value_len};
+        } else {
+            /* X-Mock-*: the first of each counts, as the first of a repeated query parameter does */
+            request_controls_keep_first(&req->controls, request_control_of_header(h->name, h->name_len), h->value, h->value_len);
         }
     }
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 had no Host: still served) */

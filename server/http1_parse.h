@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "request_controls.h"
 
 /* Largest request head accepted (request line, header lines and the blank line); a larger one gets
  * 431 Request Header Fields Too Large. */
@@ -77,8 +78,7 @@ struct http1_request {
     bool expect_continue;      /* Expect: 100-continue */
     bool upgrade_h2c;          /* Upgrade: h2c with HTTP2-Settings: hand the connection to HTTP/2 */
     const char *refusal_reason; /* with -1: why, one line for the answer's body (a static string) */
-    struct http1_field mock_delay, mock_status, mock_size; /* X-Mock-Delay, -Status, -Size (the last of each) */
-    struct http1_field mock_fault;                         /* X-Mock-Fault (the last one) */
+    struct request_controls controls; /* X-Mock-* fields (the first of each) */
 };
 
 /* The start of an HTTP/2 prior-knowledge connection preface. */

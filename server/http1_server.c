@@ -30,15 +30,32 @@ enum conn_state {
     CONN_READING, /* waiting for or reading a request */
     CONN_HELD,    /* request complete, response waiting for its delay */
     CONN_WRITING, /* response partly written, waiting for the socket */
+    CONN_PACING,  /* a paced body (dribble=, rate=) waits for its next part's time */
 };
 
-/* Unwritten response bytes, only when a write() came up short. */
+struct paced_body;
+
+/* Unwritten response bytes, when a write() came up short; for a paced body, from its head to its
+ * last part. */
 struct pending_output {
     char *head;          /* owned copy of the unwritten head */
     size_t head_len;
     const char *body;    /* immutable (config body) or owned_body */
     size_t body_len;
     char *owned_body;
+    struct paced_body *paced; /* NULL unless the body goes in parts */
+};
+
+/* A body sent in parts (handler_pace_part_*). The body is the configured one or the worker's fill,
+ * which never move, so only this small description is kept: one allocation per paced response. */
+struct paced_body {
+    struct delay_entry next_part; /* in the delay queue while the next part waits for its time */
+    struct http1_conn *conn;
+    const char *body;
+    size_t body_len;
+    struct handler_pace pace;
+    uint32_t parts_sent;
+    uint64_t head_sent_ns;        /* CLOCK_MONOTONIC: when the head was written, parts are due from it */
 };
 
 /* What dispatch needs of a parsed request: the head's fields (pointing into the read buffer, or into
@@ -46,7 +63,7 @@ struct pending_output {
 struct request_view {
     const char *method, *path;
     size_t method_len, path_len;
-    struct handler_controls controls;
+    struct request_controls controls;
     uint64_t head_arrival_ns; /* CLOCK_MONOTONIC, of the read that completed the head */
 };
 
@@ -169,6 +186,7 @@ static void timeout_add(struct timeout_list *list, struct http1_conn *conn, uint
 }
 
 static void conn_close(struct http1_conn *conn);
+static void on_hang_timeout(struct delay_entry *entry, uint64_t now_ns);
 
 /* Closes for `reason` (unless an earlier reason was recorded: the first one is counted). */
 static void conn_close_for(struct http1_conn *conn, enum stats_close_reason reason)
@@ -199,6 +217,10 @@ static void conn_free_output(struct http1_conn *conn)
     }
     if (conn->output == NULL)
         return;
+    if (conn->output->paced != NULL) {
+        request_core_pace_stop(conn->server->core, &conn->output->paced->next_part);
+        free(conn->output->paced);
+    }
     free(conn->output->head);
     free(conn->output->owned_body);
     free(conn->output);
@@ -209,7 +231,10 @@ static void conn_close(struct http1_conn *conn)
 {
     struct http1_server *server = conn->server;
     ev_io_stop(server->loop, &conn->watcher);
-    request_core_cancel(server->core, &conn->held); /* only if it was held */
+    if (conn->held.on_due == on_hang_timeout)
+        request_core_hang_cancel(server->core, &conn->held);
+    else
+        request_core_cancel(server->core, &conn->held); /* only if it was held */
     timeout_remove(conn);
     SSL *ssl = conn_ssl(conn);
     if (ssl != NULL)
@@ -288,6 +313,18 @@ static bool response_done(struct http1_conn *conn)
     return true;
 }
 
+static bool pace_next_part(struct http1_conn *conn);
+
+/* Everything handed to the socket so far is written: the response is done, or a paced body waits
+ * for its next part. Returns false if the connection is gone. */
+static bool output_done(struct http1_conn *conn)
+{
+    const struct pending_output *out = conn->output;
+    if (out != NULL && out->paced != NULL && out->paced->parts_sent < out->paced->pace.parts)
+        return pace_next_part(conn);
+    return response_done(conn);
+}
+
 /* Writes head+body; keeps what the socket did not take. Returns false if the connection closed. */
 static bool conn_write(struct http1_conn *conn, const char *head, size_t head_len, const char *body, size_t body_len,
                        bool body_is_immutable)
@@ -303,8 +340,10 @@ static bool conn_write(struct http1_conn *conn, const char *head, size_t head_le
     }
     size_t written = (size_t)n;
     if (written == head_len + body_len)
-        return response_done(conn);
-    struct pending_output *out = calloc(1, sizeof(*out));
+        return output_done(conn);
+    struct pending_output *out = conn->output; /* a paced body keeps its own from head to last part */
+    if (out == NULL)
+        out = calloc(1, sizeof(*out));
     if (out == NULL) {
         conn_close_for(conn, STATS_CLOSE_OTHER);
         return false;
@@ -312,6 +351,7 @@ static bool conn_write(struct http1_conn *conn, const char *head, size_t head_le
     size_t head_written = written < head_len ? written : head_len;
     size_t body_written = written - head_written;
     out->head_len = head_len - head_written;
+    free(out->head); /* a paced body's output may still hold its written head's buffer */
     out->head = out->head_len ? malloc(out->head_len) : NULL;
     if (out->head_len)
         memcpy(out->head, head + head_written, out->head_len);
@@ -355,7 +395,7 @@ static void flush_output(struct http1_conn *conn)
     out->body += written - from_head;
     out->body_len -= written - from_head;
     if (out->head_len == 0 && out->body_len == 0) {
-        response_done(conn);
+        output_done(conn);
         return;
     }
     /* A client that reads, however slowly, keeps its connection (nginx's send_timeout does the same):
@@ -449,6 +489,62 @@ static bool conn_within_limits(struct http1_conn *conn, bool keep_alive)
     return keep_alive;
 }
 
+/* ---- paced bodies (dribble=, rate=) ---- */
+
+/* Writes the next part (a slow reader's unwritten part goes on as any response does, under
+ * --request-timeout). The next part's time runs from the head, not from this write, so a late part
+ * does not push the others later. */
+static bool write_next_part(struct paced_body *paced)
+{
+    struct http1_conn *conn = paced->conn;
+    size_t from = handler_pace_part_end(&paced->pace, paced->body_len, paced->parts_sent);
+    size_t to = handler_pace_part_end(&paced->pace, paced->body_len, ++paced->parts_sent);
+    conn->state = CONN_READING; /* between pacing and writing: conn_write decides what comes next */
+    return conn_write(conn, NULL, 0, paced->body + from, to - from, true);
+}
+
+static void on_part_due(struct delay_entry *entry, uint64_t now_ns)
+{
+    write_next_part((struct paced_body *)((char *)entry - offsetof(struct paced_body, next_part)));
+}
+
+/* Queues the next part. The connection reads on meanwhile (a client that leaves is seen, pipelined
+ * requests are kept as behind a held response) and is on no timeout list: the wait is the server's.
+ * Returns false if the connection is gone. */
+static bool pace_next_part(struct http1_conn *conn)
+{
+    struct paced_body *paced = conn->output->paced;
+    conn->state = CONN_PACING;
+    timeout_remove(conn);
+    conn_set_events(conn, conn->read_paused ? 0 : EV_READ);
+    uint64_t offset_ns = handler_pace_part_due_ns(&paced->pace, paced->parts_sent + 1);
+    if (request_core_pace(conn->server->core, &paced->next_part, paced->head_sent_ns, offset_ns) != 0) {
+        /* out of memory in the queue: the rest of the body goes now, as one last part */
+        paced->parts_sent = paced->pace.parts - 1;
+        return write_next_part(paced);
+    }
+    return true;
+}
+
+/* Sends the head of a paced response; its parts follow from pace_next_part. Returns false if the
+ * connection is gone. */
+static bool send_paced(struct http1_conn *conn, const struct handler_response *res, const char *head, size_t head_len)
+{
+    struct pending_output *out = calloc(1, sizeof(*out));
+    struct paced_body *paced = out ? calloc(1, sizeof(*paced)) : NULL;
+    if (paced == NULL) {
+        free(out);
+        conn_close_for(conn, STATS_CLOSE_OTHER);
+        return false;
+    }
+    *paced = (struct paced_body){.conn = conn, .body = res->body, .body_len = res->body_len, .pace = res->pace,
+                                 .head_sent_ns = clock_monotonic_ns()};
+    paced->next_part.on_due = on_part_due;
+    out->paced = paced;
+    conn->output = out;
+    return conn_write(conn, head, head_len, NULL, 0, true);
+}
+
 /* Sends `res` (head from the preformatted default when it is the default answer) and counts it.
  * The response borrows res's storage: it is written or copied before this returns. Returns false if
  * the connection is gone. */
@@ -483,6 +579,8 @@ static bool send_response(struct http1_conn *conn, const struct handler_response
                                            .response = res, .request_body_bytes = conn->body_bytes,
                                            .response_body_bytes = res->is_head ? 0 : res->body_len};
     request_core_count(server->core, &outcome);
+    if (res->pace.parts != 0 && immutable_body && !res->is_head)
+        return send_paced(conn, res, bytes.head, bytes.head_len);
     /* the preformatted default holds its head in a buffer rebuilt each second: copy what is left
      * unwritten (conn_write does), never point at it */
     return conn_write(conn, bytes.head, bytes.head_len, bytes.body, bytes.body_len, immutable_body);
@@ -579,38 +677,34 @@ static bool dispatch(struct http1_conn *conn, const struct request_view *view)
 
 static struct request_view request_view_of(const struct http1_request *req, uint64_t head_arrival_ns)
 {
-    return (struct request_view){
-        .method = req->method, .method_len = req->method_len, .path = req->path, .path_len = req->path_len,
-        .controls = {.delay = req->mock_delay.value, .delay_len = req->mock_delay.len, .status = req->mock_status.value,
-                     .status_len = req->mock_status.len, .size = req->mock_size.value, .size_len = req->mock_size.len,
-                     .fault = req->mock_fault.value, .fault_len = req->mock_fault.len},
-        .head_arrival_ns = head_arrival_ns};
+    return (struct request_view){.method = req->method, .method_len = req->method_len, .path = req->path,
+                                 .path_len = req->path_len, .controls = req->controls, .head_arrival_ns = head_arrival_ns};
 }
 
 /* Copies `view` and the bytes it points at into one allocation. NULL if out of memory. */
 static struct body_wait *body_wait_new(const struct request_view *view)
 {
-    const char *const *fields[] = {&view->method, &view->path, &view->controls.delay, &view->controls.status, &view->controls.size,
-                                   &view->controls.fault};
-    const size_t lens[] = {view->method_len, view->path_len, view->controls.delay_len, view->controls.status_len,
-                           view->controls.size_len, view->controls.fault_len};
-    enum { FIELD_COUNT = sizeof(lens) / sizeof(lens[0]) };
-    size_t total = 0;
-    for (size_t i = 0; i < FIELD_COUNT; i++)
-        total += lens[i];
+    size_t total = view->method_len + view->path_len;
+    for (int i = 0; i < REQUEST_CONTROL_COUNT; i++)
+        total += view->controls.of[i].len;
     struct body_wait *wait = malloc(sizeof(*wait) + total);
     if (wait == NULL)
         return NULL;
     wait->view = *view;
-    const char **copies[] = {&wait->view.method, &wait->view.path, &wait->view.controls.delay, &wait->view.controls.status,
-                             &wait->view.controls.size, &wait->view.controls.fault};
     char *at = wait->bytes;
-    for (size_t i = 0; i < FIELD_COUNT; i++) {
-        if (*fields[i] == NULL)
+    memcpy(at, view->method, view->method_len);
+    wait->view.method = at;
+    at += view->method_len;
+    memcpy(at, view->path, view->path_len);
+    wait->view.path = at;
+    at += view->path_len;
+    for (int i = 0; i < REQUEST_CONTROL_COUNT; i++) {
+        const struct request_control_value *field = &view->controls.of[i];
+        if (field->value == NULL)
             continue;
-        memcpy(at, *fields[i], lens[i]);
-        *copies[i] = at;
-        at += lens[i];
+        memcpy(at, field->value, field->len);
+        wait->view.controls.of[i].value = at;
+        at += field->len;
     }
     return wait;
 }

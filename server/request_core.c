@@ -121,13 +121,35 @@ void request_core_hang(struct request_core *core, struct delay_entry *entry, uin
 {
     request_core_fault(core, FAULT_HANG);
     /* out of memory the hang still happens, only without its timeout: the client's own ends it */
-    if (delay_queue_push(core->delays, entry, core->config->request_timeout_ns, now_ns) == 0)
+    if (delay_queue_push(core->delays, entry, core->config->request_timeout_ns, now_ns) == 0) {
         stats_held_inc(core->slot);
+        core->hangs_now++;
+    }
 }
 
 void request_core_hang_over(struct request_core *core)
 {
     stats_held_dec(core->slot);
+    core->hangs_now--;
+}
+
+void request_core_hang_cancel(struct request_core *core, struct delay_entry *entry)
+{
+    if (!delay_entry_is_queued(entry))
+        return;
+    request_core_cancel(core, entry);
+    core->hangs_now--;
+}
+
+int request_core_pace(struct request_core *core, struct delay_entry *entry, uint64_t head_sent_ns, uint64_t offset_ns)
+{
+    return delay_queue_push(core->delays, entry, offset_ns, head_sent_ns);
+}
+
+void request_core_pace_stop(struct request_core *core, struct delay_entry *entry)
+{
+    if (delay_entry_is_queued(entry))
+        delay_queue_cancel(core->delays, entry);
 }
 
 uint64_t request_core_connection_age_limit_ns(struct request_core *core)

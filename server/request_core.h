@@ -41,6 +41,7 @@ struct request_core {
     struct body_fill fill;          /* bodies of sizes other than the configured body's */
     bool draining;                  /* set by the owner at SIGTERM: responses from now on close their connection */
     bool load_rules;                /* --delay-per-held or --max-held is set */
+    size_t hangs_now;               /* hang faults in the delay queue: a drain does not wait for them */
     struct request_core_listener listeners[LISTENER_KIND_COUNT];
     /* the owner's hook: a connection closed (the worker resumes accepting if it had paused) */
     void (*on_connection_closed)(void *owner);
@@ -106,6 +107,18 @@ void request_core_hang(struct request_core *core, struct delay_entry *entry, uin
 
 /* A hang's timeout fired (first thing in its on_due). */
 void request_core_hang_over(struct request_core *core);
+
+/* The client left during a hang (request_core_cancel for an entry held by request_core_hang). */
+void request_core_hang_cancel(struct request_core *core, struct delay_entry *entry);
+
+/* Paced bodies (handler_pace_part_*): queues the path's pacing `entry` (its own, never the held one)
+ * to fire `offset_ns` after `head_sent_ns`, for the next part. Not a held request: nothing is
+ * counted, but the entry is in the delay queue, so a drain waits for the body to finish. Returns 0,
+ * or -1 (out of memory: the path sends the rest of the body at once). */
+int request_core_pace(struct request_core *core, struct delay_entry *entry, uint64_t head_sent_ns, uint64_t offset_ns);
+
+/* The client left while a body was paced: dequeues `entry` if it is queued. */
+void request_core_pace_stop(struct request_core *core, struct delay_entry *entry);
 
 /* A connection accepted on a listener of `kind` closed (or was never served), for `reason`. */
 void request_core_connection_closed(struct request_core *core, enum listener_kind kind, enum stats_close_reason reason);

@@ -143,8 +143,9 @@ static void drain_finish(struct worker *worker, int status)
 static void drain_check(struct worker *worker)
 {
     uint64_t now_ns = clock_monotonic_ns();
-    /* a response still being written counts as unanswered, as a held one does */
-    if (worker->delays.queued != 0 || http1_server_responses_in_flight(&worker->http1) != 0) {
+    /* a response still being written (or paced) counts as unanswered, as a held one does; a hang
+     * fault is never answered, so it does not hold the drain up (its connection closes at exit) */
+    if (worker->delays.queued - worker->core.hangs_now != 0 || http1_server_responses_in_flight(&worker->http1) != 0) {
         worker->drain_quiet_since_ns = 0;
         if (now_ns >= worker->drain_deadline_ns)
             drain_finish(worker, WORKER_EXIT_DRAIN_TIMEOUT);
@@ -153,7 +154,8 @@ static void drain_check(struct worker *worker)
     if (worker->drain_quiet_since_ns == 0)
         worker->drain_quiet_since_ns = now_ns;
     if (open_connections(worker) == 0 ||
-        (now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS && h2o_frontend_drained(worker->h2o)) ||
+        /* an HTTP/2 connection with a hung stream never finishes its GOAWAY: do not wait for it */
+        (now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS && (h2o_frontend_drained(worker->h2o) || worker->core.hangs_now != 0)) ||
         now_ns >= worker->drain_deadline_ns)
         drain_finish(worker, WORKER_EXIT_OK);
 }
@@ -180,7 +182,7 @@ static void drain_start(struct worker *worker)
     worker->drain_timer.data = worker;
     ev_timer_start(worker->loop, &worker->drain_timer);
     if (worker->delays.queued != 0)
-        log_msg("draining %zu held requests", worker->delays.queued);
+        log_msg("draining %zu held requests and paced bodies", worker->delays.queued - worker->core.hangs_now);
 }
 
 static void on_sigterm(struct ev_loop *loop, ev_signal *watcher, int revents)

@@ -153,7 +153,7 @@ static uint8_t route_fault(const struct config *cfg, const char *method, const c
     struct handler_request req = {.method = method, .method_len = strlen(method), .path = path, .path_len = strlen(path),
                                   .listener = LISTENER_HTTP};
     if (header != NULL)
-        req.headers.fault = header, req.headers.fault_len = strlen(header);
+        req.headers.of[REQUEST_CONTROL_FAULT] = (struct request_control_value){header, strlen(header)};
     struct handler_response res;
     handler_route(&ctx, &req, &res);
     *status = res.status;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "clock.h"
 #include "handler.h"
 #include "stats.h"
 #include "unit.h"
@@ -246,9 +247,9 @@ static void route_with(const char *path, const char *delay, const char *status, 
 {
     struct handler_request req = {.method = "GET", .method_len = 3, .path = path, .path_len = strlen(path),
                                   .listener = LISTENER_HTTP};
-    req.headers = (struct handler_controls){.delay = delay, .delay_len = delay ? strlen(delay) : 0, .status = status,
-                                            .status_len = status ? strlen(status) : 0, .size = size,
-                                            .size_len = size ? strlen(size) : 0};
+    req.headers.of[REQUEST_CONTROL_DELAY] = (struct request_control_value){delay, delay ? strlen(delay) : 0};
+    req.headers.of[REQUEST_CONTROL_STATUS] = (struct request_control_value){status, status ? strlen(status) : 0};
+    req.headers.of[REQUEST_CONTROL_SIZE] = (struct request_control_value){size, size ? strlen(size) : 0};
     handler_route(&ctx, &req, res);
 }
 
@@ -306,6 +307,96 @@ static void test_bodiless_statuses_and_sizes(void)
     route_with("/", NULL, NULL, "13", &res); /* the configured body's own size: the default answer */
     CHECK(handler_response_is_default_benchmark(&res));
     handler_response_release(&res);
+}
+
+/* Routes `path` with X-Mock-Dribble / X-Mock-Rate headers (NULL: absent). */
+static void route_paced(const char *path, const char *dribble, const char *rate, struct handler_response *res)
+{
+    struct handler_request req = {.method = "GET", .method_len = 3, .path = path, .path_len = strlen(path),
+                                  .listener = LISTENER_HTTP};
+    req.headers.of[REQUEST_CONTROL_DRIBBLE] = (struct request_control_value){dribble, dribble ? strlen(dribble) : 0};
+    req.headers.of[REQUEST_CONTROL_RATE] = (struct request_control_value){rate, rate ? strlen(rate) : 0};
+    handler_route(&ctx, &req, res);
+}
+
+static void test_pacing_parts_and_times(void)
+{
+    struct handler_response res;
+    route_paced("/?dribble=5/500ms&size=5003", NULL, NULL, &res);
+    CHECK(res.status == 200 && res.pace.parts == 5 && res.pace.duration_ns == 500 * NS_PER_MS);
+    CHECK(!handler_response_is_default_benchmark(&res));
+    /* parts cover the body exactly, in sizes that differ by at most one byte, due evenly */
+    size_t smallest = SIZE_MAX, largest = 0;
+    CHECK(handler_pace_part_end(&res.pace, res.body_len, 0) == 0);
+    for (uint32_t k = 1; k <= res.pace.parts; k++) {
+        size_t part = handler_pace_part_end(&res.pace, res.body_len, k) - handler_pace_part_end(&res.pace, res.body_len, k - 1);
+        smallest = part < smallest ? part : smallest;
+        largest = part > largest ? part : largest;
+        CHECK(handler_pace_part_due_ns(&res.pace, k) == k * 100 * NS_PER_MS);
+    }
+    CHECK(handler_pace_part_end(&res.pace, res.body_len, res.pace.parts) == 5003 && largest - smallest <= 1 && smallest == 1000);
+    handler_response_release(&res);
+
+    /* parts are clamped to the body's bytes; the duration stays */
+    route_paced("/", "100/300ms", NULL, &res);
+    CHECK(res.pace.parts == 13 && res.pace.duration_ns == 300 * NS_PER_MS && res.body_len == 13);
+    handler_response_release(&res);
+
+    /* rate: parts of rate/100 bytes, the whole taking body/rate */
+    route_paced("/?rate=20k&size=10k", NULL, NULL, &res);
+    CHECK(res.pace.parts == 51 && res.pace.duration_ns == 500 * NS_PER_MS); /* 10240 bytes in parts of at most 204 (20480 / 100) */
+    handler_response_release(&res);
+    route_paced("/?size=10", NULL, "2", &res); /* slower than 100 B/s: one byte per part */
+    CHECK(res.pace.parts == 10 && res.pace.duration_ns == 5 * NS_PER_SEC);
+    handler_response_release(&res);
+
+    /* the query beats the header; nothing to pace: HEAD, 204, an empty body */
+    route_paced("/?dribble=2/10ms", "4/1s", NULL, &res);
+    CHECK(res.pace.parts == 2 && res.pace.duration_ns == 10 * NS_PER_MS);
+    handler_response_release(&res);
+    route_paced("/status/204?dribble=2/10ms", NULL, NULL, &res);
+    CHECK(res.status == 204 && res.pace.parts == 0);
+    handler_response_release(&res);
+    route_paced("/?size=0&rate=1", NULL, NULL, &res);
+    CHECK(res.status == 200 && res.pace.parts == 0);
+    handler_response_release(&res);
+    struct handler_request head = {.method = "HEAD", .method_len = 4, .path = "/?dribble=2/1s", .path_len = 14,
+                                   .listener = LISTENER_HTTP};
+    handler_route(&ctx, &head, &res);
+    CHECK(res.status == 200 && res.pace.parts == 0);
+    handler_response_release(&res);
+}
+
+static void test_pacing_refusals(void)
+{
+    static const struct {
+        const char *path, *dribble, *rate, *needle;
+    } cases[] = {
+        {"/?dribble=0/1s", NULL, NULL, "dribble= in query"},
+        {"/?dribble=10", NULL, NULL, "<parts>/<duration>"},
+        {"/?dribble=x/1s", NULL, NULL, "parts 1..1000000"},
+        {"/?dribble=1000001/1s", NULL, NULL, "parts 1..1000000"},
+        {"/?dribble=10/abc", NULL, NULL, "dribble= in query"},
+        {"/?dribble=10/61s", NULL, NULL, "--max-delay"},
+        {"/", "10/", NULL, "X-Mock-Dribble header"},
+        {"/?rate=0", NULL, NULL, "rate= in query"},
+        {"/?rate=abc", NULL, NULL, "bytes per second"},
+        {"/", NULL, "-5", "X-Mock-Rate header"},
+        {"/?rate=1k&size=1m", NULL, NULL, "longer than --max-delay"},
+        {"/?rate=1k&dribble=2/1s", NULL, NULL, "cannot be combined"},
+        {"/?dribble=2/1s", NULL, "1k", "cannot be combined"},
+        {"/status/204?dribble=0/1s", NULL, NULL, "dribble= in query"}, /* refused even where nothing is paced */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct handler_response res;
+        route_paced(cases[i].path, cases[i].dribble, cases[i].rate, &res);
+        bool ok = res.status == 400 && res.pace.parts == 0 && !res.no_body && res.body_len > 0 &&
+                  memmem(res.body, res.body_len, cases[i].needle, strlen(cases[i].needle)) != NULL;
+        if (!ok)
+            fprintf(stderr, "case %zu (%s): %d %.*s\n", i, cases[i].path, res.status, (int)res.body_len, res.body);
+        CHECK(ok);
+        handler_response_release(&res);
+    }
 }
 
 static void test_bad_controls_name_their_source(void)
@@ -382,6 +473,8 @@ int main(void)
     RUN(test_bodiless_statuses_and_sizes);
     RUN(test_bad_controls_name_their_source);
     RUN(test_weighted_status_uses_the_rest);
+    RUN(test_pacing_parts_and_times);
+    RUN(test_pacing_refusals);
     body_fill_dispose(&fill);
     config_free(&cfg);
     return unit_finish();
