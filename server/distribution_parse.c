@@ -167,31 +167,13 @@ static int parse_value(struct parser *p, const char *tok, size_t tok_len, const 
 /* A decimal number with up to 4 decimals, scaled by 10^4 ("0.5" -> 5000). Returns 0 or -1. */
 static int parse_decimal_e4(const char *s, size_t len, uint64_t *out_e4)
 {
-    size_t i = 0;
-    uint64_t whole = 0, frac = 0;
-    int digits = 0, decimals = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        whole = whole * 10 + (uint64_t)(s[i] - '0');
-        if (whole > 1000000)
-            return -1;
-        i++;
-        digits++;
-    }
-    if (i < len && s[i] == '.') {
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (++decimals > 4)
-                return -1;
-            frac = frac * 10 + (uint64_t)(s[i] - '0');
-            i++;
-            digits++;
-        }
-    }
-    if (digits == 0 || i != len)
+    struct decimal d;
+    if (decimal_read(s, len, 1000000, &d) != 0 || d.end != len || d.decimals > 4)
         return -1;
-    while (decimals++ < 4)
+    uint64_t frac = d.frac_num;
+    for (size_t kept = d.decimals; kept < 4; kept++)
         frac *= 10;
-    *out_e4 = whole * 10000 + frac;
+    *out_e4 = d.whole * 10000 + frac;
     return 0;
 }
 

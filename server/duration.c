@@ -3,17 +3,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Integer-only parsing: strtod would accept "inf", "0x1p3", locales and exponents, none of which a
- * user means by a duration, and double rounding would make "1.1ms" come out as 1099999 ns. */
-int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns)
+int decimal_read(const char *s, size_t len, uint64_t whole_max, struct decimal *out)
 {
-    size_t i = 0;
-    uint64_t whole = 0, frac_num = 0, frac_den = 1;
-    int digits = 0;
-
+    *out = (struct decimal){.frac_den = 1};
+    size_t i = 0, digits = 0;
     while (i < len && s[i] >= '0' && s[i] <= '9') {
-        whole = whole * 10 + (uint64_t)(s[i] - '0');
-        if (whole > DURATION_MAX_NS)
+        out->whole = out->whole * 10 + (uint64_t)(s[i] - '0');
+        if (out->whole > whole_max)
             return -1;
         i++;
         digits++;
@@ -21,19 +17,25 @@ int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns)
     if (i < len && s[i] == '.') {
         i++;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            /* Ten digits carry the nanosecond and its rounding digit for the largest unit; more
-             * cannot matter, and keeping them would overflow frac_num * unit_ns below (with 12,
-             * "0.999999999999s" came out as 3.9 ms). */
-            if (frac_den < 10000000000ull) {
-                frac_num = frac_num * 10 + (uint64_t)(s[i] - '0');
-                frac_den *= 10;
+            if (out->decimals++ < DECIMAL_KEPT_DIGITS) {
+                out->frac_num = out->frac_num * 10 + (uint64_t)(s[i] - '0');
+                out->frac_den *= 10;
             }
             i++;
             digits++;
         }
     }
-    if (digits == 0)
+    out->end = i;
+    return digits == 0 ? -1 : 0;
+}
+
+int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns)
+{
+    struct decimal d;
+    if (decimal_read(s, len, DURATION_MAX_NS, &d) != 0)
         return -1;
+    size_t i = d.end;
+    uint64_t whole = d.whole, frac_num = d.frac_num, frac_den = d.frac_den;
 
     uint64_t unit_ns;
     size_t rest = len - i;

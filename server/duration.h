@@ -12,6 +12,26 @@
 /* One day: no delay or timeout this tool needs is longer, and it keeps arithmetic far from overflow. */
 #define DURATION_MAX_NS (86400ull * 1000000000ull)
 
+/* A non-negative decimal number at the start of a text ("12", "0.25", ".5", "3."), read with integers
+ * only: strtod would accept "inf", "0x1p3", locales and exponents, none of which a user means, and
+ * double rounding would make "1.1ms" come out as 1099999 ns. */
+struct decimal {
+    uint64_t whole;    /* the integer part */
+    uint64_t frac_num; /* the first DECIMAL_KEPT_DIGITS decimals, as an integer over frac_den */
+    uint64_t frac_den; /* 10^(decimals kept) */
+    size_t decimals;   /* decimals written, kept or not */
+    size_t end;        /* bytes read: the number ends there (a unit may follow) */
+};
+
+/* Decimals kept: ten carry the nanosecond and its rounding digit for the largest duration unit;
+ * more cannot matter, and keeping them would overflow frac_num x unit (with 12, "0.999999999999s"
+ * came out as 3.9 ms). */
+#define DECIMAL_KEPT_DIGITS 10
+
+/* Reads the number at the start of s[0..len). Returns 0, or -1 if it has no digit or its integer
+ * part is above `whole_max`. */
+int decimal_read(const char *s, size_t len, uint64_t whole_max, struct decimal *out);
+
 /* Parses `len` bytes at `s` (need not be NUL-terminated). Returns 0 and sets *out_ns, or -1. */
 int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns);
 

@@ -39,14 +39,10 @@ bool fault_h2o_goaway(h2o_req_t *req, const char *debug, bool close_stream)
     h2o_http2_stream_t *stream = stream_of(req, &conn);
     if (stream == NULL)
         return false;
-    /* as h2o's enqueue_goaway: a connection HALF_CLOSED accepts no new stream and closes when its
-     * last stream is done */
-    if (conn->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED) {
-        h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_NONE,
-                                      h2o_iovec_init(debug, strlen(debug)));
-        conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
-    }
-    h2o_http2_conn_request_write(conn);
+    /* one GOAWAY: a connection already HALF_CLOSED (an earlier GOAWAY, a drain) has announced its
+     * last stream, and closes when its last stream is done */
+    if (conn->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+        h2o_limits_send_goaway(conn, H2O_HTTP2_ERROR_NONE, debug);
     if (close_stream)
         h2o_http2_stream_reset(conn, stream);
     return true;
