@@ -57,22 +57,6 @@ int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns)
     return 0;
 }
 
-int duration_parse_wait_ms(const char *s, size_t len, uint64_t *out_ns)
-{
-    if (len == 0 || len > DURATION_WAIT_MS_MAX_DIGITS)
-        return -1;
-    uint64_t ms = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        ms = ms * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (ms > DURATION_MAX_NS / 1000000ull)
-        return -1;
-    *out_ns = ms * 1000000ull;
-    return 0;
-}
-
 int size_parse_bytes(const char *s, size_t len, uint64_t max_bytes, uint64_t *out_bytes)
 {
     size_t i = 0;

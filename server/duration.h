@@ -35,14 +35,6 @@ int decimal_read(const char *s, size_t len, uint64_t whole_max, struct decimal *
 /* Parses `len` bytes at `s` (need not be NUL-terminated). Returns 0 and sets *out_ns, or -1. */
 int duration_parse_ns(const char *s, size_t len, uint64_t *out_ns);
 
-/* Most digits a /wait/<ms> number may have (leading zeros count): more is refused unread. */
-#define DURATION_WAIT_MS_MAX_DIGITS 12
-
-/* Parses a plain decimal count of milliseconds ("25", no unit, no sign, no fraction), as in
- * /wait/<ms>. Returns 0 and sets *out_ns, or -1 (empty, non-digit, more than
- * DURATION_WAIT_MS_MAX_DIGITS digits, or above DURATION_MAX_NS). */
-int duration_parse_wait_ms(const char *s, size_t len, uint64_t *out_ns);
-
 /* Longest /wait/<ms> number with a fraction duration_parse_decimal_ms reads ("0.25", "1.5"). */
 #define DURATION_DECIMAL_MS_MAX_CHARS 24
 

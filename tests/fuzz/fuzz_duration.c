@@ -23,8 +23,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (duration_parse_decimal_ms(s, size, &ns) == 0)
         assert(ns <= DURATION_MAX_NS && size <= DURATION_DECIMAL_MS_MAX_CHARS);
-    if (duration_parse_wait_ms(s, size, &ns) == 0)
-        assert(ns <= DURATION_MAX_NS && ns % 1000000 == 0);
     if (size_parse_bytes(s, size, 1ull << 30, &bytes) == 0) {
         assert(bytes <= (1ull << 30));
         uint64_t again;
