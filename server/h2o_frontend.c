@@ -655,9 +655,13 @@ void h2o_frontend_adopt(struct h2o_frontend *frontend, int fd, enum listener_kin
 void h2o_frontend_flush(struct h2o_frontend *frontend)
 {
     h2o_glue_clock_refresh(frontend->loop);
-    if (h2o_glue_has_pending_work(frontend->loop))
-        h2o_glue_run_until_idle(frontend->loop);
+    /* one walk of h2o's timeout lists per loop iteration when h2o has nothing to do (most of them:
+     * it runs every iteration, HTTP/2 in use or not) */
     uint64_t wait_ms = h2o_glue_next_timeout_ms(frontend->loop);
+    if (wait_ms == 0 || h2o_glue_has_pending_io(frontend->loop)) {
+        h2o_glue_run_until_idle(frontend->loop);
+        wait_ms = h2o_glue_next_timeout_ms(frontend->loop);
+    }
     if (wait_ms == UINT64_MAX) {
         ev_timer_stop(frontend->ev_loop, &frontend->timeout_watcher);
         return;

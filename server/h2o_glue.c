@@ -302,11 +302,14 @@ void h2o_glue_clock_refresh(h2o_evloop_t *loop)
     loop->_now = wall_clock_ms();
 }
 
+bool h2o_glue_has_pending_io(h2o_evloop_t *loop)
+{
+    return loop->_pending_as_client != NULL || loop->_pending_as_server != NULL || loop->_statechanged.head != NULL;
+}
+
 bool h2o_glue_has_pending_work(h2o_evloop_t *loop)
 {
-    if (loop->_pending_as_client != NULL || loop->_pending_as_server != NULL || loop->_statechanged.head != NULL)
-        return true;
-    return h2o_timeout_get_wake_at(&loop->_timeouts) <= wall_clock_ms();
+    return h2o_glue_has_pending_io(loop) || h2o_timeout_get_wake_at(&loop->_timeouts) <= wall_clock_ms();
 }
 
 void h2o_glue_run_until_idle(h2o_evloop_t *loop)

@@ -55,6 +55,9 @@ int h2o_glue_epoll_fd(h2o_evloop_t *loop, int *out_fd, char *err, size_t err_siz
 /* Sets h2o's clock to now. Call at every entry into h2o from outside h2o_evloop_run(). */
 void h2o_glue_clock_refresh(h2o_evloop_t *loop);
 
+/* True if h2o has callbacks or socket state changes waiting to run (timeouts aside). */
+bool h2o_glue_has_pending_io(h2o_evloop_t *loop);
+
 /* True if h2o has callbacks, socket state changes or an expired timeout waiting to run. */
 bool h2o_glue_has_pending_work(h2o_evloop_t *loop);
 

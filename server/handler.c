@@ -185,21 +185,37 @@ static ssize_t percent_decode(const char *text, size_t len, bool plus_is_space, 
 
 /* ---- benchmark answers: delay, status and size per request ---- */
 
-/* One control's text, and where it was found (for the 400's wording). */
+enum control_source { CONTROL_FROM_PATH, CONTROL_FROM_QUERY, CONTROL_FROM_HEADER };
+
+/* One control's text (NULL: not given), and where it was found (for the 400's wording). */
 struct control_text {
     const char *text;
     size_t len;
-    const char *where; /* "delay= in query", "X-Mock-Delay", "/delay/<duration>" ... */
-    bool from_header;  /* where is a header's name ("bad X-Mock-Delay header: ...") */
+    const char *name;   /* the path's form ("/wait/<ms>"), the query parameter or the header field */
+    uint8_t source;     /* enum control_source; a query value is still percent-encoded */
 };
 
-/* The request's X-Mock-* field for `control`, or an empty control_text. */
-static struct control_text control_from_header(const struct handler_request *req, enum request_control control)
+/* The request's `control`: from the query (read once, in `query`) else from its X-Mock-* header, or
+ * an empty control_text. */
+static struct control_text control_of(const struct request_controls *query, const struct handler_request *req,
+                                      enum request_control control)
 {
-    const struct request_control_value *field = &req->headers.of[control];
-    if (field->value == NULL)
-        return (struct control_text){0};
-    return (struct control_text){field->value, field->len, request_control_header_name(control), true};
+    const struct request_control_value *v = &query->of[control];
+    if (v->value != NULL)
+        return (struct control_text){v->value, v->len, request_control_query_name(control), CONTROL_FROM_QUERY};
+    v = &req->headers.of[control];
+    if (v->value != NULL)
+        return (struct control_text){v->value, v->len, request_control_header_name(control), CONTROL_FROM_HEADER};
+    return (struct control_text){0};
+}
+
+/* "delay= in query", "X-Mock-Delay header", "/wait/<ms>": where the user wrote it. */
+static const char *control_where(const struct control_text *control, char *buf, size_t size)
+{
+    if (control->source == CONTROL_FROM_PATH)
+        return control->name;
+    snprintf(buf, size, control->source == CONTROL_FROM_QUERY ? "%s= in query" : "%s header", control->name);
+    return buf;
 }
 
 static bool starts_with(const char *s, size_t len, const char *prefix)
@@ -211,8 +227,8 @@ static bool starts_with(const char *s, size_t len, const char *prefix)
 /* Renders "bad <where>: <why>" as a 400. */
 static void answer_bad_control(struct handler_response *res, const struct control_text *control, const char *why)
 {
-    char text[DISTRIBUTION_ERROR_BYTES + 96];
-    snprintf(text, sizeof(text), "bad %s%s: %s\n", control->where, control->from_header ? " header" : "", why);
+    char text[DISTRIBUTION_ERROR_BYTES + 96], where[48];
+    snprintf(text, sizeof(text), "bad %s: %s\n", control_where(control, where, sizeof(where)), why);
     strbuf_clear(&res->rendered);
     strbuf_append_str(&res->rendered, text);
     res->status = 400;
@@ -228,12 +244,14 @@ static void answer_bad_control(struct handler_response *res, const struct contro
     res->pace.parts = 0;
 }
 
-/* A query value, percent-decoded into decoded[HANDLER_DECODE_MAX_BYTES] when it has escapes (else
- * read in place): sets *text and *len. Returns false after answering 400. */
-static bool query_value_decode(const struct control_text *control, char *decoded, const char **text, size_t *len,
-                               struct handler_response *res)
+/* The control's value: a query value percent-decoded into decoded[HANDLER_DECODE_MAX_BYTES] when it
+ * has escapes, else read in place. Sets *text and *len. Returns false after answering 400. */
+static bool control_value(const struct control_text *control, char *decoded, const char **text, size_t *len,
+                          struct handler_response *res)
 {
-    if (memchr(*text, '%', *len) == NULL && memchr(*text, '+', *len) == NULL)
+    *text = control->text;
+    *len = control->len;
+    if (control->source != CONTROL_FROM_QUERY || (memchr(*text, '%', *len) == NULL && memchr(*text, '+', *len) == NULL))
         return true;
     ssize_t n = percent_decode(*text, *len, true, decoded, HANDLER_DECODE_MAX_BYTES);
     if (n < 0 || (size_t)n > HANDLER_DECODE_MAX_BYTES) {
@@ -247,16 +265,16 @@ static bool query_value_decode(const struct control_text *control, char *decoded
 
 /* Parses one control into *d. A query value is percent-decoded first. Returns false after answering
  * 400. */
-static bool control_parse(const struct control_text *control, bool from_query, enum distribution_unit unit, uint64_t max,
-                          struct distribution *d, struct handler_response *res)
+static bool control_parse(const struct handler_context *ctx, const struct control_text *control,
+                          enum distribution_unit unit, uint64_t max, struct distribution *d, struct handler_response *res)
 {
     char decoded[HANDLER_DECODE_MAX_BYTES];
-    const char *text = control->text;
-    size_t len = control->len;
-    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+    const char *text;
+    size_t len;
+    if (!control_value(control, decoded, &text, &len, res))
         return false;
     char why[DISTRIBUTION_ERROR_BYTES + 64];
-    if (distribution_parse(d, unit, text, len, max, why, DISTRIBUTION_ERROR_BYTES) != 0) {
+    if (spec_cache_parse(ctx->specs, d, unit, text, len, max, why, DISTRIBUTION_ERROR_BYTES) != 0) {
         /* name the flag behind the limit, so the user knows what to raise */
         if ((unit == DISTRIBUTION_NS || unit == DISTRIBUTION_BYTES) && strstr(why, "maximum") != NULL)
             snprintf(why + strlen(why), sizeof(why) - strlen(why), " [limit: %s]",
@@ -291,36 +309,29 @@ static uint64_t draw(const struct distribution *requested, const struct distribu
 
 /* Decides res->fault: fault= in the query, else X-Mock-Fault, else --fault. Returns false after
  * answering 403 (faults not allowed) or 400 (a malformed spec). Costs nothing unless one is named. */
-static bool route_fault(const struct handler_context *ctx, const struct handler_request *req, const char *query,
-                        size_t query_len, struct handler_response *res)
+static bool route_fault(const struct handler_context *ctx, const struct handler_request *req,
+                        const struct request_controls *query, struct handler_response *res)
 {
     const struct config *cfg = ctx->config;
     struct control_text fault = {0};
-    bool from_query = false;
-    if (cfg->request_control) {
-        size_t n;
-        const char *v;
-        if (query != NULL && (v = query_param(query, query_len, "fault", &n)) != NULL)
-            fault = (struct control_text){v, n, "fault= in query"}, from_query = true;
-        else if (req->headers.of[REQUEST_CONTROL_FAULT].value != NULL)
-            fault = control_from_header(req, REQUEST_CONTROL_FAULT);
-    }
+    if (cfg->request_control)
+        fault = control_of(query, req, REQUEST_CONTROL_FAULT);
     if (fault.text == NULL) {
         if (cfg->fault.count != 0)
             res->fault = (uint8_t)fault_spec_draw(&cfg->fault, ctx->rng);
         return true;
     }
     if (!cfg->allow_faults) {
-        char text[96];
-        snprintf(text, sizeof(text), "faults are off: %s%s needs the server started with --allow-faults\n", fault.where,
-                 fault.from_header ? " header" : "");
+        char text[128], where[48];
+        snprintf(text, sizeof(text), "faults are off: %s needs the server started with --allow-faults\n",
+                 control_where(&fault, where, sizeof(where)));
         answer_text(res, 403, text);
         return false;
     }
     char decoded[HANDLER_DECODE_MAX_BYTES];
-    const char *text = fault.text;
-    size_t len = fault.len;
-    if (from_query && !query_value_decode(&fault, decoded, &text, &len, res))
+    const char *text;
+    size_t len;
+    if (!control_value(&fault, decoded, &text, &len, res))
         return false;
     struct fault_spec spec;
     char why[FAULT_ERROR_BYTES];
@@ -338,13 +349,13 @@ static bool route_fault(const struct handler_context *ctx, const struct handler_
 #define PACE_RATE_TICK_NS (10 * NS_PER_MS)
 
 /* Parses dribble=<parts>/<duration> into *parts and *duration_ns. Returns false after answering 400. */
-static bool dribble_parse(const struct control_text *control, bool from_query, uint64_t max_ns, uint32_t *parts,
-                          uint64_t *duration_ns, struct handler_response *res)
+static bool dribble_parse(const struct control_text *control, uint64_t max_ns, uint32_t *parts, uint64_t *duration_ns,
+                          struct handler_response *res)
 {
     char decoded[HANDLER_DECODE_MAX_BYTES];
-    const char *text = control->text;
-    size_t len = control->len;
-    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+    const char *text;
+    size_t len;
+    if (!control_value(control, decoded, &text, &len, res))
         return false;
     const char *slash = memchr(text, '/', len);
     uint64_t count = 0;
@@ -369,13 +380,13 @@ static bool dribble_parse(const struct control_text *control, bool from_query, u
 
 /* Parses rate=<bytes per second> and turns it into parts and a duration for `body_bytes`. Returns
  * false after answering 400. */
-static bool rate_parse(const struct control_text *control, bool from_query, uint64_t max_ns, uint64_t body_bytes,
-                       uint32_t *parts, uint64_t *duration_ns, struct handler_response *res)
+static bool rate_parse(const struct control_text *control, uint64_t max_ns, uint64_t body_bytes, uint32_t *parts,
+                       uint64_t *duration_ns, struct handler_response *res)
 {
     char decoded[HANDLER_DECODE_MAX_BYTES];
-    const char *text = control->text;
-    size_t len = control->len;
-    if (from_query && !query_value_decode(control, decoded, &text, &len, res))
+    const char *text;
+    size_t len;
+    if (!control_value(control, decoded, &text, &len, res))
         return false;
     uint64_t rate = 0;
     if (size_parse_bytes(text, len, 1ull << 40, &rate) != 0 || rate == 0) {
@@ -400,23 +411,13 @@ static bool rate_parse(const struct control_text *control, bool from_query, uint
     return true;
 }
 
-/* Decides res->pace_parts and res->pace_ns from dribble= / rate= (query, else X-Mock-Dribble /
- * X-Mock-Rate). Returns false after answering 400. Costs two query lookups unless one is named. */
-static bool route_pacing(const struct handler_context *ctx, const struct handler_request *req, const char *query,
-                         size_t query_len, struct handler_response *res)
+/* Decides res->pace from dribble= / rate= (query, else X-Mock-Dribble / X-Mock-Rate). Returns false
+ * after answering 400. */
+static bool route_pacing(const struct handler_context *ctx, const struct handler_request *req,
+                         const struct request_controls *query, struct handler_response *res)
 {
-    struct control_text dribble = {0}, rate = {0};
-    bool dribble_from_query = false, rate_from_query = false;
-    size_t n;
-    const char *v;
-    if (query != NULL && (v = query_param(query, query_len, "dribble", &n)) != NULL)
-        dribble = (struct control_text){v, n, "dribble= in query"}, dribble_from_query = true;
-    else
-        dribble = control_from_header(req, REQUEST_CONTROL_DRIBBLE);
-    if (query != NULL && (v = query_param(query, query_len, "rate", &n)) != NULL)
-        rate = (struct control_text){v, n, "rate= in query"}, rate_from_query = true;
-    else
-        rate = control_from_header(req, REQUEST_CONTROL_RATE);
+    struct control_text dribble = control_of(query, req, REQUEST_CONTROL_DRIBBLE);
+    struct control_text rate = control_of(query, req, REQUEST_CONTROL_RATE);
     if (dribble.text == NULL && rate.text == NULL)
         return true;
     if (dribble.text != NULL && rate.text != NULL) {
@@ -425,8 +426,8 @@ static bool route_pacing(const struct handler_context *ctx, const struct handler
     }
     uint64_t max_ns = ctx->config->max_delay_ns, duration_ns = 0;
     uint32_t parts = 0;
-    bool ok = dribble.text != NULL ? dribble_parse(&dribble, dribble_from_query, max_ns, &parts, &duration_ns, res)
-                                   : rate_parse(&rate, rate_from_query, max_ns, res->body_len, &parts, &duration_ns, res);
+    bool ok = dribble.text != NULL ? dribble_parse(&dribble, max_ns, &parts, &duration_ns, res)
+                                   : rate_parse(&rate, max_ns, res->body_len, &parts, &duration_ns, res);
     if (!ok)
         return false;
     /* nothing to pace: a HEAD, a bodiless status, an empty body, a fault */
@@ -442,36 +443,30 @@ static void route_benchmark(const struct handler_context *ctx, const struct hand
                             size_t path_len, const char *query, size_t query_len, struct handler_response *res)
 {
     const struct config *cfg = ctx->config;
-    if (!route_fault(ctx, req, query, query_len, res))
+    /* the query is read once for every control (a benchmark's every request may carry one) */
+    struct request_controls in_query = {0};
+    if (cfg->request_control && query != NULL)
+        request_controls_from_query(query, query_len, &in_query);
+    if (!route_fault(ctx, req, &in_query, res))
         return;
     /* the three controls, first source wins: path, query, header */
     struct control_text delay = {0}, status = {0}, size = {0};
-    bool delay_from_query = false, status_from_query = false, size_from_query = false;
     bool delay_in_seconds = false, delay_in_ms = false; /* /delay/<n> (httpbin) and /wait/<n> bare numbers */
     if (cfg->request_control) {
         if (starts_with(path, path_len, "/wait/")) {
-            delay = (struct control_text){path + 6, path_len - 6, "/wait/<ms>"};
+            delay = (struct control_text){path + 6, path_len - 6, "/wait/<ms>", CONTROL_FROM_PATH};
             delay_in_ms = true;
         } else if (starts_with(path, path_len, "/delay/")) {
-            delay = (struct control_text){path + 7, path_len - 7, "/delay/<duration>"};
+            delay = (struct control_text){path + 7, path_len - 7, "/delay/<duration>", CONTROL_FROM_PATH};
             delay_in_seconds = true;
         } else if (starts_with(path, path_len, "/status/")) {
-            status = (struct control_text){path + 8, path_len - 8, "/status/<code>"};
+            status = (struct control_text){path + 8, path_len - 8, "/status/<code>", CONTROL_FROM_PATH};
         }
-        size_t n;
-        const char *v;
-        if (query != NULL && delay.text == NULL && (v = query_param(query, query_len, "delay", &n)) != NULL)
-            delay = (struct control_text){v, n, "delay= in query"}, delay_from_query = true;
-        if (query != NULL && status.text == NULL && (v = query_param(query, query_len, "status", &n)) != NULL)
-            status = (struct control_text){v, n, "status= in query"}, status_from_query = true;
-        if (query != NULL && (v = query_param(query, query_len, "size", &n)) != NULL)
-            size = (struct control_text){v, n, "size= in query"}, size_from_query = true;
         if (delay.text == NULL)
-            delay = control_from_header(req, REQUEST_CONTROL_DELAY);
+            delay = control_of(&in_query, req, REQUEST_CONTROL_DELAY);
         if (status.text == NULL)
-            status = control_from_header(req, REQUEST_CONTROL_STATUS);
-        if (size.text == NULL)
-            size = control_from_header(req, REQUEST_CONTROL_SIZE);
+            status = control_of(&in_query, req, REQUEST_CONTROL_STATUS);
+        size = control_of(&in_query, req, REQUEST_CONTROL_SIZE);
     }
 
     /* parse what was asked; ~660 bytes each on the stack, only when asked */
@@ -490,13 +485,13 @@ static void route_benchmark(const struct handler_context *ctx, const struct hand
             return;
         }
     } else {
-        if (delay.text != NULL && !control_parse(&delay, delay_from_query, DISTRIBUTION_NS, cfg->max_delay_ns, &delay_spec, res))
+        if (delay.text != NULL && !control_parse(ctx, &delay, DISTRIBUTION_NS, cfg->max_delay_ns, &delay_spec, res))
             return;
         delay_ns = draw(delay.text ? &delay_spec : NULL, &cfg->delay, cfg->delay_is_fixed, cfg->delay_ns, ctx->rng);
     }
-    if (status.text != NULL && !control_parse(&status, status_from_query, DISTRIBUTION_STATUS, 599, &status_spec, res))
+    if (status.text != NULL && !control_parse(ctx, &status, DISTRIBUTION_STATUS, 599, &status_spec, res))
         return;
-    if (size.text != NULL && !control_parse(&size, size_from_query, DISTRIBUTION_BYTES, cfg->max_response_bytes, &size_spec, res))
+    if (size.text != NULL && !control_parse(ctx, &size, DISTRIBUTION_BYTES, cfg->max_response_bytes, &size_spec, res))
         return;
     status_code = draw(status.text ? &status_spec : NULL, &cfg->status, cfg->status_is_fixed, cfg->status_code, ctx->rng);
     body_bytes = draw(size.text ? &size_spec : NULL, &cfg->body_size, cfg->body_size_is_fixed, cfg->body_bytes, ctx->rng);
@@ -521,7 +516,7 @@ static void route_benchmark(const struct handler_context *ctx, const struct hand
         res->body_len = body_bytes;
     }
     if (cfg->request_control)
-        route_pacing(ctx, req, query, query_len, res);
+        route_pacing(ctx, req, &in_query, res);
 }
 
 void handler_route(const struct handler_context *ctx, const struct handler_request *req, struct handler_response *res)

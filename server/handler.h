@@ -42,6 +42,7 @@
 #include "fault.h"
 #include "prng.h"
 #include "request_controls.h"
+#include "spec_cache.h"
 #include "stats.h"
 #include "strbuf.h"
 
@@ -51,6 +52,7 @@ struct handler_context {
     const struct stats_segment *stats;
     struct prng *rng;        /* the worker's random stream: delays, statuses and sizes drawn per request */
     struct body_fill *fill;  /* bodies of other sizes than the configured one */
+    struct spec_cache *specs; /* the worker's recently parsed specs (NULL: parse every time) */
 };
 
 /* Longest percent-decoded path or query value the router reads (a stack buffer): a /status/ or

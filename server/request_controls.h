@@ -1,9 +1,10 @@
-/* request_controls: the X-Mock-* header fields a client may send to steer one benchmark answer.
+/* request_controls: the controls a client may send to steer one benchmark answer, as query
+ * parameters (delay=) and as X-Mock-* header fields (X-Mock-Delay).
  *
- * One list, read by both protocol paths (the HTTP/1.1 parser and the HTTP/2 front end) and by the
- * handler, so a new control is added here once: its enum value, its header name. What each one
- * means, and how it ranks against the path and the query, is the handler's (handler.h). A path
- * keeps the FIRST field of each name, as the first of a repeated query parameter counts. */
+ * One list, read by both protocol paths (the HTTP/1.1 parser and the HTTP/2 front end, for the
+ * headers) and by the handler (the query), so a new control is added here once: its enum value, its
+ * names. What each one means, and how the path, the query and the header rank, is the handler's
+ * (handler.h). The FIRST of a repeated field or parameter counts. */
 #ifndef MOCKUPSTREAM_REQUEST_CONTROLS_H
 #define MOCKUPSTREAM_REQUEST_CONTROLS_H
 
@@ -35,6 +36,14 @@ int request_control_of_header(const char *name, size_t name_len);
 
 /* The header's name as the README and error texts spell it ("X-Mock-Delay"). */
 const char *request_control_header_name(enum request_control control);
+
+/* The control's query parameter ("delay"). */
+const char *request_control_query_name(enum request_control control);
+
+/* Reads every control from a query string ("delay=5ms&size=1k&x=1", without the '?') in one pass,
+ * the first of each name; values stay as sent (percent-decoding is the handler's). A parameter
+ * without '=' is not a control. Leaves `out` alone for controls the query does not name. */
+void request_controls_from_query(const char *query, size_t len, struct request_controls *out);
 
 /* Keeps `value` for `control` unless an earlier field of that name was kept. */
 static inline void request_controls_keep_first(struct request_controls *controls, int control, const char *value, size_t len)

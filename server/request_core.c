@@ -11,7 +11,8 @@ int request_core_init(struct request_core *core, const struct config *config, co
     prng_seed(&core->rng, config->seed, (uint32_t)rng_stream);
     if (body_fill_init(&core->fill, config->body, config->body_bytes, config->max_response_bytes) != 0)
         return -1;
-    core->handler = (struct handler_context){.config = config, .stats = stats, .rng = &core->rng, .fill = &core->fill};
+    core->handler = (struct handler_context){.config = config, .stats = stats, .rng = &core->rng, .fill = &core->fill,
+                                             .specs = &core->specs};
     core->slot = slot;
     core->delays = delays;
     core->on_connection_closed = on_connection_closed;

@@ -39,6 +39,7 @@ struct request_core {
     struct delay_queue *delays;     /* this worker's held requests */
     struct prng rng;                /* this worker's stream of --seed */
     struct body_fill fill;          /* bodies of sizes other than the configured body's */
+    struct spec_cache specs;        /* specs requests carried lately, parsed once (spec_cache.h) */
     bool draining;                  /* set by the owner at SIGTERM: responses from now on close their connection */
     bool load_rules;                /* --delay-per-held or --max-held is set */
     size_t hangs_now;               /* hang faults in the delay queue: a drain does not wait for them */
