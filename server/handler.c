@@ -610,5 +610,6 @@ void handler_response_text(struct handler_response *res, enum handler_kind kind,
 
 void handler_response_release(struct handler_response *res)
 {
-    strbuf_free(&res->rendered);
+    if (res->rendered.data != NULL) /* most answers render nothing: no call into the allocator */
+        strbuf_free(&res->rendered);
 }
