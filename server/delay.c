@@ -444,7 +444,14 @@ void delay_queue_fire_due(struct delay_queue *queue)
     bool now_is_fresh = true;
     uint64_t due_ns, others_ns;
     struct delay_entry *entry;
+    uint32_t pass_seq = queue->push_seq;
     while ((entry = queue_earliest(queue, &due_ns, &others_ns)) != NULL) {
+        /* A pass fires what was queued before it began. An entry a callback queues already due (a
+         * paced body's next part, when the worker runs late) waits for the next pass, a loop
+         * iteration later: else a chain of them would hold the loop, and every other connection,
+         * until the chain ends. */
+        if ((int32_t)(entry->push_seq - pass_seq) > 0)
+            break;
         if (due_ns > now_ns) {
             /* callbacks take time: look at the clock again before deciding to stop */
             if (now_is_fresh)

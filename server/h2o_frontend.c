@@ -707,6 +707,21 @@ void h2o_frontend_request_shutdown(struct h2o_frontend *frontend)
     snapshot_drain_connections(frontend);
 }
 
+size_t h2o_frontend_draining_connections(struct h2o_frontend *frontend)
+{
+    if (frontend->drain_connections == NULL)
+        return 0;
+    size_t open = 0;
+    h2o_context_t *contexts[] = {&frontend->benchmark_ctx, &frontend->control_ctx};
+    for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++) {
+        for (h2o_linklist_t *node = contexts[i]->http2._conns.next; node != &contexts[i]->http2._conns; node = node->next) {
+            const void *id = node;
+            open += bsearch(&id, frontend->drain_connections, frontend->drain_connection_count, sizeof(id), compare_ids) != NULL;
+        }
+    }
+    return open;
+}
+
 bool h2o_frontend_drained(struct h2o_frontend *frontend)
 {
     /* h2o keeps its connections oldest first, so once the oldest is not one of the snapshot, none is */

@@ -76,4 +76,8 @@ void h2o_frontend_request_shutdown(struct h2o_frontend *frontend);
  * GOAWAY from h2o 2.2.5 and is not waited for: it closes when the worker exits. */
 bool h2o_frontend_drained(struct h2o_frontend *frontend);
 
+/* How many of those connections are still open (0 when drained): at the drain deadline, each is a
+ * response cut short. */
+size_t h2o_frontend_draining_connections(struct h2o_frontend *frontend);
+
 #endif

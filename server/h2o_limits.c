@@ -181,6 +181,23 @@ static uint64_t bytes_acked(h2o_socket_t *sock)
     return info.tcpi_bytes_acked;
 }
 
+/* A stream sending its body has data h2o holds for the client (its window or the socket is the
+ * limit). One with none is waiting for its own generator: the server, as a paced body (dribble=,
+ * rate=) does between parts, which is no client's stall. Walked only when no bytes are waiting in
+ * the connection's buffers. */
+static bool streams_hold_data(h2o_http2_conn_t *conn)
+{
+    if (conn->num_streams.pull.send_body + conn->num_streams.push.send_body == 0)
+        return false;
+    bool holding = false;
+    h2o_http2_stream_t *stream;
+    kh_foreach_value(conn->streams, stream, {
+        holding |= (stream->state == H2O_HTTP2_STREAM_STATE_SEND_BODY || stream->state == H2O_HTTP2_STREAM_STATE_SEND_BODY_IS_FINAL) &&
+                   stream->_data.size != 0;
+    });
+    return holding;
+}
+
 /* True if response bytes have waited on the client (a closed flow-control window, a socket it does
  * not read) with no progress for `timeout_ns`. Progress: h2o handed more bytes to the socket, or the
  * client acknowledged more (TCP_INFO, asked only when h2o wrote nothing new, so busy connections cost
@@ -189,8 +206,7 @@ static uint64_t bytes_acked(h2o_socket_t *sock)
  * shorter. */
 static bool output_stalled(h2o_http2_conn_t *conn, struct conn_guard *guard, uint64_t now_ns, uint64_t timeout_ns)
 {
-    bool pending = conn->num_streams.pull.send_body + conn->num_streams.push.send_body != 0 ||
-                   conn->_write.buf_in_flight != NULL || conn->_write.buf->size != 0;
+    bool pending = conn->_write.buf_in_flight != NULL || conn->_write.buf->size != 0 || streams_hold_data(conn);
     size_t written = conn->sock->bytes_written;
     bool progress = written != guard->seen_bytes_written;
     guard->seen_bytes_written = written;

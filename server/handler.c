@@ -345,6 +345,8 @@ static bool route_fault(const struct handler_context *ctx, const struct handler_
 
 /* Most parts dribble= may ask for (each part is a write and a timer). */
 #define PACE_PARTS_MAX 1000000u
+/* Parts closer than this are merged (dribble=1000000/3s goes as 3,000 parts). */
+#define PACE_PART_MIN_GAP_NS NS_PER_MS
 /* rate= sends a part per this interval (a part is at least one byte, so slower rates wait longer). */
 #define PACE_RATE_TICK_NS (10 * NS_PER_MS)
 
@@ -433,7 +435,14 @@ static bool route_pacing(const struct handler_context *ctx, const struct handler
     /* nothing to pace: a HEAD, a bodiless status, an empty body, a fault */
     if (res->is_head || res->no_body || res->body_len == 0 || res->fault != FAULT_NONE)
         return true;
-    res->pace.parts = parts < res->body_len ? parts : (uint32_t)res->body_len;
+    /* parts at least PACE_PART_MIN_GAP_NS apart, each at least a byte: a part is a write and a
+     * timer wake-up, so a million parts in a second would cost the worker its core */
+    uint64_t most_parts = duration_ns / PACE_PART_MIN_GAP_NS;
+    if (most_parts == 0)
+        most_parts = 1;
+    if (most_parts > res->body_len)
+        most_parts = res->body_len;
+    res->pace.parts = parts < most_parts ? parts : (uint32_t)most_parts;
     res->pace.duration_ns = duration_ns;
     return true;
 }

@@ -134,8 +134,10 @@ static uint64_t open_connections(const struct worker *worker)
 static void drain_finish(struct worker *worker, int status)
 {
     if (status == WORKER_EXIT_DRAIN_TIMEOUT)
-        log_msg("drain timeout: %zu held requests unanswered, %zu responses still being written", worker->delays.queued,
-                http1_server_responses_in_flight(&worker->http1));
+        log_msg("drain timeout: %zu held requests or paced bodies unanswered, %zu HTTP/1.1 responses still being written, "
+                "%zu HTTP/2 connections still sending",
+                worker->delays.queued - worker->core.hangs_now, http1_server_responses_in_flight(&worker->http1),
+                h2o_frontend_draining_connections(worker->h2o));
     h2o_frontend_flush(worker->h2o);
     exit(status);
 }
@@ -143,21 +145,23 @@ static void drain_finish(struct worker *worker, int status)
 static void drain_check(struct worker *worker)
 {
     uint64_t now_ns = clock_monotonic_ns();
+    bool deadline_passed = now_ns >= worker->drain_deadline_ns;
     /* a response still being written (or paced) counts as unanswered, as a held one does; a hang
      * fault is never answered, so it does not hold the drain up (its connection closes at exit) */
     if (worker->delays.queued - worker->core.hangs_now != 0 || http1_server_responses_in_flight(&worker->http1) != 0) {
         worker->drain_quiet_since_ns = 0;
-        if (now_ns >= worker->drain_deadline_ns)
+        if (deadline_passed)
             drain_finish(worker, WORKER_EXIT_DRAIN_TIMEOUT);
         return;
     }
     if (worker->drain_quiet_since_ns == 0)
         worker->drain_quiet_since_ns = now_ns;
-    if (open_connections(worker) == 0 ||
-        /* an HTTP/2 connection with a hung stream never finishes its GOAWAY: do not wait for it */
-        (now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS && (h2o_frontend_drained(worker->h2o) || worker->core.hangs_now != 0)) ||
-        now_ns >= worker->drain_deadline_ns)
+    /* an HTTP/2 connection with a hung stream never finishes its GOAWAY: do not wait for it */
+    bool http2_done = h2o_frontend_drained(worker->h2o) || worker->core.hangs_now != 0;
+    if (open_connections(worker) == 0 || (now_ns - worker->drain_quiet_since_ns >= DRAIN_LINGER_NS && http2_done))
         drain_finish(worker, WORKER_EXIT_OK);
+    else if (deadline_passed) /* HTTP/2 streams still sending (a client that does not read) are cut */
+        drain_finish(worker, http2_done ? WORKER_EXIT_OK : WORKER_EXIT_DRAIN_TIMEOUT);
 }
 
 static void on_drain_timer(struct ev_loop *loop, ev_timer *watcher, int revents)
@@ -181,7 +185,7 @@ static void drain_start(struct worker *worker)
     ev_timer_init(&worker->drain_timer, on_drain_timer, DRAIN_CHECK_SECONDS, DRAIN_CHECK_SECONDS);
     worker->drain_timer.data = worker;
     ev_timer_start(worker->loop, &worker->drain_timer);
-    if (worker->delays.queued != 0)
+    if (worker->delays.queued - worker->core.hangs_now != 0)
         log_msg("draining %zu held requests and paced bodies", worker->delays.queued - worker->core.hangs_now);
 }
 

@@ -182,7 +182,7 @@ class DrainTest(ServerTestCase):
         self.assertTrue(c.wait_until(lambda: c.stats(srv)["held"]["now"] == 3))
         srv.signal(signal.SIGTERM)
         self.assertEqual(srv.wait_exit(5), 3, srv.output())
-        self.assertIn("drain timeout: 3 held requests unanswered", srv.output())
+        self.assertIn("drain timeout: 3 held requests or paced bodies unanswered", srv.output())
         held.join(timeout_s=5)
 
     def test_second_sigterm_exits_at_once(self):

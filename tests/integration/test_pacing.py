@@ -478,6 +478,59 @@ class ClientLeavesTest(PacingCase):
                 self.assertEqual(conn.goaways, [])
 
 
+class WorkerFairnessTest(PacingCase):
+    """Found by attack: a paced body of many parts held an HTTP/1.1 worker for seconds (each part
+    queued the next already due and one pass of the delay queue fired the whole chain), and over
+    HTTP/2 a part further away than --request-timeout was taken for a client that stopped reading."""
+
+    def probe_latencies(self, srv, kind, seconds):
+        """Back-to-back /?delay=1ms requests on one connection of `kind` for `seconds`: their times."""
+        latencies = []
+        with self.http1(srv, kind) as conn:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                r = self.timed_http1(conn, "/?delay=1ms")
+                self.assertEqual((r.status, r.body), (200, BODY))
+                latencies.append(r.done_s)
+                time.sleep(0.01)
+        return latencies
+
+    def test_a_body_of_many_parts_does_not_hold_the_worker(self):
+        srv = self.start("--workers", "1")
+        self.reference_body(srv, 4 * 1024 * KIB)  # the worker's fill grows once, before the clock runs
+        for kind in HTTP1_LISTENERS:
+            with self.subTest(listener=kind), self.http1(srv, kind) as paced:
+                t0 = time.monotonic()
+                # a million parts asked for in 2 s: merged to parts 1 ms apart (2,000 of ~2 KiB)
+                paced.send(c.raw_request("GET", "/?dribble=1000000/2s&size=4m", {"Host": "x"}))
+                latencies = self.probe_latencies(srv, kind, 1.5)
+                r = paced.read_response(timeout_s=10)
+                done_s = time.monotonic() - t0
+                self.assertEqual((r.status, len(r.body)), (200, 4 * 1024 * KIB))
+                self.assertGreaterEqual(done_s + pc.EARLY_TOLERANCE_S, 2.0, "paced body finished early")
+                self.assertLess(done_s, 2.0 + LATE_SLACK_S * SLOWDOWN, "paced body late")
+                # before the fix the probes waited for the whole body (5 s); now for a part at most
+                self.assertGreater(len(latencies), 20)
+                self.assertLess(max(latencies), 0.25 * SLOWDOWN, sorted(latencies)[-5:])
+
+    def test_h2_parts_further_apart_than_the_request_timeout(self):
+        srv = self.start("--request-timeout", "1s")
+        for kind in H2_LISTENERS:
+            with self.subTest(listener=kind), self.h2(srv, kind) as conn:
+                t0 = time.monotonic()
+                # parts at 2 s and 4 s; the stall check sweeps every 0.5 s, so a server that takes the
+                # wait for a stalled client closes the connection by 1.5 s
+                conn.request(1, "/?dribble=2/4s&size=4000")
+                time.sleep(2.5)
+                conn.request(3, "/?delay=100ms")  # the connection still serves other streams meanwhile
+                paced = conn.response(1, timeout_s=10)
+                plain = conn.response(3, timeout_s=10)
+                self.assertEqual((paced.status, paced.ended, len(paced.body)), (200, True, 4000), paced)
+                self.assertGreaterEqual(time.monotonic() - t0 + pc.EARLY_TOLERANCE_S, 4.0)
+                self.assertEqual((plain.status, plain.body), (200, BODY))
+                self.assertEqual(conn.goaways, [])
+
+
 class DrainTest(PacingCase):
     def test_sigterm_lets_paced_responses_finish(self):
         srv = self.start("--drain-timeout", "5s")
@@ -515,6 +568,18 @@ class DrainTest(PacingCase):
                 s = conn.response(1, timeout_s=5)
                 self.assertEqual((s.status, s.ended, s.body), (200, True, body), s)
         self.assertEqual(srv.wait_exit(10), 0, srv.output()[-2000:])
+
+    def test_drain_that_cuts_an_http2_body_says_so(self):
+        """Found by attack: a client that keeps its HTTP/2 window shut holds a body past the drain
+        deadline; the worker cut it and still exited 0 ("drained")."""
+        srv = self.start("--drain-timeout", "1s")
+        with self.h2(srv, "h2c") as conn:
+            conn.request(1, "/?size=1m")  # the client never opens its window past the first 64 KiB
+            self.assertTrue(conn.read_until(lambda: len(conn.stream(1).body) >= 65535, timeout_s=5))
+            srv.signal(signal.SIGTERM)
+            self.assertEqual(srv.wait_exit(10), 3, srv.output()[-2000:])
+        self.assertIn("1 HTTP/2 connections still sending", srv.output())
+        self.assertIn("the drain did not complete", srv.output())
 
 
 class CountTest(PacingCase):

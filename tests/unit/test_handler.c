@@ -342,6 +342,14 @@ static void test_pacing_parts_and_times(void)
     CHECK(res.pace.parts == 13 && res.pace.duration_ns == 300 * NS_PER_MS && res.body_len == 13);
     handler_response_release(&res);
 
+    /* parts at least 1 ms apart: more are merged (a part is a write and a wake-up) */
+    route_paced("/?dribble=1000000/3s&size=1m", NULL, NULL, &res);
+    CHECK(res.pace.parts == 3000 && res.pace.duration_ns == 3 * NS_PER_SEC);
+    handler_response_release(&res);
+    route_paced("/?dribble=5/0&size=100", NULL, NULL, &res); /* no time at all: one part, with the head */
+    CHECK(res.pace.parts == 1 && res.pace.duration_ns == 0);
+    handler_response_release(&res);
+
     /* rate: parts of rate/100 bytes, the whole taking body/rate */
     route_paced("/?rate=20k&size=10k", NULL, NULL, &res);
     CHECK(res.pace.parts == 51 && res.pace.duration_ns == 500 * NS_PER_MS); /* 10240 bytes in parts of at most 204 (20480 / 100) */
