@@ -423,7 +423,10 @@ static bool route_pacing(const struct handler_context *ctx, const struct handler
     if (dribble.text == NULL && rate.text == NULL)
         return true;
     if (dribble.text != NULL && rate.text != NULL) {
-        answer_bad_control(res, &rate, "dribble and rate cannot be combined: dribble sets the pace already");
+        char why[128], where[48];
+        snprintf(why, sizeof(why), "cannot be combined with %s: each sets the pace on its own",
+                 control_where(&dribble, where, sizeof(where)));
+        answer_bad_control(res, &rate, why);
         return false;
     }
     uint64_t max_ns = ctx->config->max_delay_ns, duration_ns = 0;
