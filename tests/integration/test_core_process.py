@@ -37,7 +37,7 @@ class WorkersTest(ServerTestCase):
 
     def test_killed_worker_is_replaced_and_the_port_keeps_serving(self):
         srv = self.server("--delay", "0", workers=2)
-        self.assertTrue(c.wait_until(lambda: len(c.children(srv.proc.pid)) == 2))
+        self.assertTrue(c.wait_until(lambda: c.workers_in_stats(srv, 2)), c.stats(srv)["workers"])
         before = c.stats(srv)["workers"]
         victim = before[1]
         c.kill_worker(srv, victim["pid"])
@@ -66,6 +66,7 @@ class WorkersTest(ServerTestCase):
     def test_killing_a_worker_twice_counts_two_restarts(self):
         srv = self.server("--delay", "0", workers=1)
         for expected in (1, 2):
+            self.assertTrue(c.wait_until(lambda: c.workers_in_stats(srv, 1)), c.stats(srv)["workers"])
             pid = c.stats(srv)["workers"][0]["pid"]
             c.kill_worker(srv, pid)
             self.assertTrue(c.wait_until(lambda: c.children(srv.proc.pid) not in ([], [pid]), timeout_s=2.0))

@@ -27,6 +27,7 @@ raw HTTP/2 frames (h2frames.Conn: every RST_STREAM, GOAWAY and DATA byte is visi
 Every wait is bounded; upper bounds scale with SLOWDOWN under ASan, lower (never early) bounds do not.
 """
 import re
+import signal
 import socket
 import ssl
 import time
@@ -49,15 +50,8 @@ def stats_faults(target):
 
 
 class FaultCase(TlsServerTestCase):
-    def start(self, *args):
-        srv, tls_port = self.tls_server(*args)
-        self.tls_port = tls_port
-        return srv
-
-    def http1(self, srv, kind, timeout_s=10.0):
-        if kind == "http1":
-            return c.Conn.to(srv, timeout_s=timeout_s)
-        return c.TlsConn("127.0.0.1", self.tls_port, timeout_s=timeout_s)
+    start = TlsServerTestCase.start_listeners
+    http1 = TlsServerTestCase.http1_conn
 
     def h2(self, srv, kind):
         conn = hf.Conn(srv.port if kind == "h2c" else self.tls_port, tls=kind == "h2-tls")
@@ -177,38 +171,38 @@ class Http1FaultTest(FaultCase):
 
     def test_each_kind_after_its_delay_and_only_on_its_connection(self):
         srv = self.start("--allow-faults", "--request-timeout", f"{REQUEST_TIMEOUT_S}s", "--body-size", "1000")
-        expected = {k: 0 for k in KINDS}
-        for kind in HTTP1_LISTENERS:
-            for fault in KINDS:
-                with self.subTest(listener=kind, fault=fault), self.http1(srv, kind) as conn, self.http1(srv, kind) as other:
-                    t0 = time.monotonic()
-                    conn.send(c.raw_request("GET", f"/?delay={int(self.DELAY_S * 1000)}ms", {"Host": "x", "X-Mock-Fault": fault}))
-                    # another connection is served meanwhile, at once
-                    self.assertEqual(len(other.request("GET", "/?delay=0", {"Host": "x"}).body), 1000)
-                    outcome, data = read_outcome(conn, (REQUEST_TIMEOUT_S + 5) * SLOWDOWN)
-                    elapsed = time.monotonic() - t0
-                    self.assertGreaterEqual(elapsed, self.DELAY_S, "a fault never comes before its delay")
-                    expected[fault] += 1
-                    if fault == "reset":
-                        self.assertEqual((outcome, data), ("reset", b""))
-                    elif fault == "close":
-                        self.assertEqual((outcome, data), ("eof", b""))
-                    elif fault == "hang":
-                        self.assertEqual((outcome, data), ("eof", b""))
-                        self.assertGreaterEqual(elapsed, self.DELAY_S + REQUEST_TIMEOUT_S)
-                    elif fault == "partial":
-                        self.assertEqual(outcome, "eof")
-                        head, _, body = data.partition(b"\r\n\r\n")
-                        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
-                        self.assertIn(b"Content-Length: 1000", head)
-                        self.assertIn(b"Connection: close", head)
-                        self.assertEqual(len(body), 500)
-                    elif fault == "garbage":
-                        self.assertEqual(outcome, "eof")
-                        self.assertNotEqual(data[:5], b"HTTP/")
-                        self.assertIn(b"\x00", data)
-                    # the other connection is still open and served
-                    self.assertEqual(len(other.request("GET", "/", {"Host": "x"}).body), 1000)
+
+        def check(label, kind, fault):  # every (listener, fault) at once, each on its own two connections
+            with self.http1(srv, kind) as conn, self.http1(srv, kind) as other:
+                t0 = time.monotonic()
+                conn.send(c.raw_request("GET", f"/?delay={int(self.DELAY_S * 1000)}ms", {"Host": "x", "X-Mock-Fault": fault}))
+                # another connection is served meanwhile, at once
+                self.assertEqual(len(other.request("GET", "/?delay=0", {"Host": "x"}).body), 1000)
+                outcome, data = read_outcome(conn, (REQUEST_TIMEOUT_S + 5) * SLOWDOWN)
+                elapsed = time.monotonic() - t0
+                self.assertGreaterEqual(elapsed, self.DELAY_S, "a fault never comes before its delay")
+                if fault == "reset":
+                    self.assertEqual((outcome, data), ("reset", b""))
+                elif fault == "close":
+                    self.assertEqual((outcome, data), ("eof", b""))
+                elif fault == "hang":
+                    self.assertEqual((outcome, data), ("eof", b""))
+                    self.assertGreaterEqual(elapsed, self.DELAY_S + REQUEST_TIMEOUT_S)
+                elif fault == "partial":
+                    self.assertEqual(outcome, "eof")
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+                    self.assertIn(b"Content-Length: 1000", head)
+                    self.assertIn(b"Connection: close", head)
+                    self.assertEqual(len(body), 500)
+                elif fault == "garbage":
+                    self.assertEqual(outcome, "eof")
+                    self.assertNotEqual(data[:5], b"HTTP/")
+                    self.assertIn(b"\x00", data)
+                # the other connection is still open and served
+                self.assertEqual(len(other.request("GET", "/", {"Host": "x"}).body), 1000)
+        self.at_once(check, [(f"{kind} {fault}", kind, fault) for kind in HTTP1_LISTENERS for fault in KINDS])
+        expected = {fault: len(HTTP1_LISTENERS) for fault in KINDS}  # one of each kind per listener
         self.assertEqual(stats_faults(srv), expected)
         m = c.metrics(srv)
         for fault in KINDS:
@@ -253,38 +247,40 @@ class Http1FaultTest(FaultCase):
 class Http2FaultTest(FaultCase):
     def test_each_kind_on_its_stream_only(self):
         srv = self.start("--allow-faults", "--request-timeout", f"{REQUEST_TIMEOUT_S}s", "--body-size", "1000")
-        for kind in H2_LISTENERS:
-            for fault in ("reset", "partial", "garbage", "hang"):
-                with self.subTest(listener=kind, fault=fault), self.h2(srv, kind) as conn:
-                    t0 = time.monotonic()
-                    conn.request(1, f"/?delay=200ms&fault={fault}")
-                    conn.request(3, "/?delay=100ms")
-                    conn.request(5, "/?delay=400ms")
-                    faulted = conn.response(1, timeout_s=REQUEST_TIMEOUT_S + 5)
-                    elapsed = time.monotonic() - t0
-                    self.assertGreaterEqual(elapsed, 0.2, "a fault never comes before its delay")
-                    for sid in (3, 5):
-                        s = conn.response(sid)
-                        self.assertEqual((s.status, len(s.body), s.reset), (200, 1000, None), s)
-                    if fault == "reset":
-                        self.assertEqual((faulted.reset, faulted.headers), ("CANCEL", {}), faulted)
-                    elif fault == "partial":
-                        self.assertEqual(faulted.status, 200)
-                        self.assertEqual(faulted.headers.get("content-length"), "1000")
-                        self.assertEqual(len(faulted.body), 500)
-                        self.assertIsNotNone(faulted.reset, faulted)
-                        self.assertFalse(faulted.ended)
-                    elif fault == "garbage":
-                        self.assertTrue(faulted.ended, faulted)
-                        self.assertNotEqual(int(faulted.headers["content-length"]), len(faulted.body))
-                        self.assertIn(b"\x00", faulted.body)
-                    elif fault == "hang":
-                        self.assertEqual((faulted.reset, faulted.headers), ("CANCEL", {}), faulted)
-                        self.assertGreaterEqual(elapsed, 0.2 + REQUEST_TIMEOUT_S)
-                    # the connection goes on serving new streams
-                    conn.request(7, "/")
-                    self.assertEqual(conn.response(7).status, 200)
-                    self.assertEqual(conn.goaways, [])
+
+        def check(label, kind, fault):  # every (listener, fault) at once, each on its own connection
+            with self.h2(srv, kind) as conn:
+                t0 = time.monotonic()
+                conn.request(1, f"/?delay=200ms&fault={fault}")
+                conn.request(3, "/?delay=100ms")
+                conn.request(5, "/?delay=400ms")
+                faulted = conn.response(1, timeout_s=REQUEST_TIMEOUT_S + 5)
+                elapsed = time.monotonic() - t0
+                self.assertGreaterEqual(elapsed, 0.2, "a fault never comes before its delay")
+                for sid in (3, 5):
+                    s = conn.response(sid)
+                    self.assertEqual((s.status, len(s.body), s.reset), (200, 1000, None), s)
+                if fault == "reset":
+                    self.assertEqual((faulted.reset, faulted.headers), ("CANCEL", {}), faulted)
+                elif fault == "partial":
+                    self.assertEqual(faulted.status, 200)
+                    self.assertEqual(faulted.headers.get("content-length"), "1000")
+                    self.assertEqual(len(faulted.body), 500)
+                    self.assertIsNotNone(faulted.reset, faulted)
+                    self.assertFalse(faulted.ended)
+                elif fault == "garbage":
+                    self.assertTrue(faulted.ended, faulted)
+                    self.assertNotEqual(int(faulted.headers["content-length"]), len(faulted.body))
+                    self.assertIn(b"\x00", faulted.body)
+                elif fault == "hang":
+                    self.assertEqual((faulted.reset, faulted.headers), ("CANCEL", {}), faulted)
+                    self.assertGreaterEqual(elapsed, 0.2 + REQUEST_TIMEOUT_S)
+                # the connection goes on serving new streams
+                conn.request(7, "/")
+                self.assertEqual(conn.response(7).status, 200)
+                self.assertEqual(conn.goaways, [])
+        self.at_once(check, [(f"{kind} {fault}", kind, fault) for kind in H2_LISTENERS
+                             for fault in ("reset", "partial", "garbage", "hang")])
 
     def test_close_is_a_goaway_that_lets_other_streams_finish(self):
         srv = self.start("--allow-faults")
@@ -449,6 +445,30 @@ def server_timing_ms(value):
     if not m:
         raise AssertionError(f"no Server-Timing: delay;dur=<ms>: {value!r}")
     return int(m.group(1)) + int(m.group(2)) / 1000
+
+
+class HangDrainTest(FaultCase):
+    def test_hangs_do_not_hold_the_drain_up(self):
+        """A hang is never answered, so a drain has nothing to wait for: before, the worker waited
+        for each hang's --request-timeout (here 30 s) or the --drain-timeout."""
+        srv = self.start("--allow-faults", "--request-timeout", "30s", "--drain-timeout", "20s")
+        conns = [self.http1(srv, kind) for kind in HTTP1_LISTENERS]
+        for conn in conns:
+            conn.send(c.raw_request("GET", "/?fault=hang&delay=0", {"Host": "x"}))
+        h2 = [hf.Conn(srv.port).start(), hf.Conn(self.tls_port, tls=True).start()]
+        for conn in h2:
+            conn.request(1, "/?fault=hang&delay=0")
+            conn.request(3, "/?delay=300ms")  # answered first: the drain still answers what is not a fault
+        self.assertTrue(c.wait_until(lambda: c.stats(srv)["faults"]["hang"] == 4), c.stats(srv)["faults"])
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        for conn in h2:
+            r = conn.response(3, timeout_s=5)
+            self.assertEqual((r.status, r.body), (200, BODY))
+        self.assertEqual(srv.wait_exit(10), 0, srv.output()[-2000:])
+        self.assertLess(time.monotonic() - t0, 3.0 * SLOWDOWN)
+        for conn in conns + h2:
+            conn.close()
 
 
 class LoadTest(FaultCase):

@@ -34,16 +34,19 @@ class H2GuardsTest(TlsServerTestCase):
 
     def test_connections_after_an_idle_pause_all_succeed(self):
         # h2o arms its timers from its own clock, which stood still while h2o had nothing to do. After
-        # 11 quiet seconds, the TLS handshake timeout (10 s) armed at accept had already expired: the
-        # first handshakes were dropped. On h2c, an Upgrade: h2c POST whose body came after its head
-        # was dropped the same way (h2o's request timeout, --idle-timeout here); prior knowledge was
-        # spared (h2o switches to HTTP/2 inside its own loop) and is run for completeness. One server
-        # per kind, so that each burst meets an h2o that has not run since the pause.
-        tls_port = self.h2_server("--delay", "0", "--idle-timeout", "5s", workers=1)[1][1][1]
-        h2c_port = self.h2_server("--delay", "0", "--idle-timeout", "5s", workers=1)[1][0][1]
-        upgrade_port = self.h2_server("--delay", "0", "--idle-timeout", "5s", workers=1)[1][0][1]
+        # a quiet spell longer than the TLS handshake timeout (--request-timeout), the timeout armed
+        # at accept had already expired: the first handshakes were dropped. On h2c, an Upgrade: h2c
+        # POST whose body came after its head was dropped the same way (h2o's request timeout,
+        # --idle-timeout here); prior knowledge was spared (h2o switches to HTTP/2 inside its own
+        # loop) and is run for completeness. One server per kind, so that each burst meets an h2o
+        # that has not run since the pause. What matters is a pause longer than both timeouts: 3 s
+        # each and a 4 s pause (this case once paused 11 s past 10 s and 5 s timeouts).
+        args = ("--delay", "0", "--idle-timeout", "3s", "--request-timeout", "3s")
+        tls_port = self.h2_server(*args, workers=1)[1][1][1]
+        h2c_port = self.h2_server(*args, workers=1)[1][0][1]
+        upgrade_port = self.h2_server(*args, workers=1)[1][0][1]
         listeners = [("h2-tls", tls_port, True), ("h2c", h2c_port, False), ("h2c-upgrade", upgrade_port, False)]
-        time.sleep(11)
+        time.sleep(4)
         results = {}
 
         def one(label, port, tls, i):
@@ -66,7 +69,8 @@ class H2GuardsTest(TlsServerTestCase):
 
     def test_date_of_a_held_response_is_when_it_was_sent(self):
         srv, listeners = self.h2_server("--delay", "0")
-        for label, port, tls in listeners:
+
+        def check(label, port, tls):  # both listeners at once, each on its own connection
             with h2.Conn(port, tls=tls).start() as conn:
                 for sid, path in ((1, "/wait/100"), (3, "/wait/3000")):
                     conn.request(sid, path)
@@ -77,6 +81,7 @@ class H2GuardsTest(TlsServerTestCase):
                     # Date has whole seconds: it is at most 1 s before the moment it was written
                     self.assertLess(received - date, 1.5, (label, path, r.headers["date"]))
                     self.assertGreater(received - date, -0.5, (label, path, r.headers["date"]))
+        self.at_once(check, listeners)
 
     # ---- fault 3: :authority/host and :path ----
 
@@ -109,8 +114,7 @@ class H2GuardsTest(TlsServerTestCase):
 
     # ---- fault 4: draining HTTP/2 ----
 
-    def drain_with_held_stream(self, path, tls):
-        srv, listeners = self.h2_server("--delay", "0")
+    def drain_with_held_stream(self, srv, listeners, path, tls):
         label, port, tls = listeners[1 if tls else 0]
         with h2.Conn(port, tls=tls).start() as conn:
             conn.request(1, path)
@@ -129,9 +133,10 @@ class H2GuardsTest(TlsServerTestCase):
         # h2o sends GOAWAY(2^31-1) at once and the final GOAWAY a second later. A response held past
         # that second leaves before the close; one that leaves earlier must not let the worker exit
         # (nothing held, no HTTP/1.1 connection) before the final GOAWAY is written.
-        for tls in (False, True):
-            for path in ("/wait/1500", "/wait/200"):
-                self.drain_with_held_stream(path, tls)
+        # A server per case (each is drained), the four cases at once.
+        cases = [(f"{'h2-tls' if tls else 'h2c'} {path}", *self.h2_server("--delay", "0"), path, tls)
+                 for tls in (False, True) for path in ("/wait/1500", "/wait/200")]
+        self.at_once(lambda label, *case: self.drain_with_held_stream(*case), cases)
 
     def test_drain_does_not_wait_for_a_connection_taken_on_after_it_began(self):
         # h2o 2.2.5 sends no GOAWAY to an HTTP/2 connection it takes on once the shutdown has begun

@@ -10,7 +10,8 @@ on both HTTP/2 listeners: h2c with prior knowledge and h2 over TLS (ALPN).
 - --http2-max-concurrent-streams: advertised in SETTINGS and enforced, above and below h2o's 100.
 - Expect: 100-continue is answered on HTTP/2; a header block larger than h2o can buffer gets 431 and
   GOAWAY, not RST_STREAM REFUSED_STREAM (which invites retries).
-Hostile clients are raw frames (tests/lib/h2frames.py); well-behaved ones are curl, nghttp and h2load."""
+Hostile clients are raw frames (tests/lib/h2frames.py); well-behaved ones are curl, nghttp and h2load.
+Cases that wait for a timeout run on both listeners at once (at_once), each on its own connection."""
 import multiprocessing
 import signal
 import time
@@ -132,75 +133,80 @@ class H2LimitsTest(TlsServerTestCase):
 
     def test_unfinished_header_block_is_closed_at_request_timeout(self):
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            with self.subTest(label):
-                with h2.Conn(port, tls=tls) as conn:
-                    conn.start()
-                    conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 1, conn.header_block("/")))  # no END_HEADERS
-                    _, goaways = self.assert_closed_at_request_timeout(conn, f"{label}: unfinished header block")
-                    self.assertIn((1, "NO_ERROR", "request timeout"), goaways)
+
+        def check(label, port, tls):
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start()
+                conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 1, conn.header_block("/")))  # no END_HEADERS
+                _, goaways = self.assert_closed_at_request_timeout(conn, f"{label}: unfinished header block")
+                self.assertIn((1, "NO_ERROR", "request timeout"), goaways)
+        self.at_once(check, listeners)
 
     def test_request_body_never_sent_is_closed_at_request_timeout(self):
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            for sent in (b"", b"0123456789"):
-                with self.subTest(label, body_sent=len(sent)):
-                    with h2.Conn(port, tls=tls) as conn:
-                        conn.start()
-                        conn.request(1, "/", method="POST", end_stream=False, headers=[("content-length", "100")])
-                        if sent:
-                            conn.send(h2.frame(h2.DATA, 0, 1, sent))
-                        _, goaways = self.assert_closed_at_request_timeout(conn, f"{label}: body never sent")
-                        self.assertIn((1, "NO_ERROR", "request timeout"), goaways)
+
+        def check(label, port, tls, sent):
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start()
+                conn.request(1, "/", method="POST", end_stream=False, headers=[("content-length", "100")])
+                if sent:
+                    conn.send(h2.frame(h2.DATA, 0, 1, sent))
+                _, goaways = self.assert_closed_at_request_timeout(conn, label)
+                self.assertIn((1, "NO_ERROR", "request timeout"), goaways)
+        self.at_once(check, [(f"{label}: body never sent, {len(sent)} bytes of it sent", port, tls, sent)
+                             for label, port, tls in listeners for sent in (b"", b"0123456789")])
 
     def test_stalled_request_does_not_cut_other_streams(self):
         # The connection stops taking streams at the request timeout (GOAWAY), but a response already
         # held for another stream is still delivered before it closes.
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            with self.subTest(label):
-                with h2.Conn(port, tls=tls) as conn:
-                    conn.start()
-                    conn.request(1, "/wait/3000")
-                    conn.request(3, "/", method="POST", end_stream=False, headers=[("content-length", "5")])
-                    t0 = time.monotonic()
-                    r = conn.response(1, timeout_s=10)
-                    self.assertEqual((r.status, r.body), (200, c.BODY), r)
-                    self.assertGreaterEqual(time.monotonic() - t0, 2.9)
-                    self.assertIn((3, "NO_ERROR", "request timeout"), conn.goaways)
-                    conn.wait_closed(CLOSE_SLACK_S * SLOWDOWN)
+
+        def check(label, port, tls):
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start()
+                conn.request(1, "/wait/3000")
+                conn.request(3, "/", method="POST", end_stream=False, headers=[("content-length", "5")])
+                t0 = time.monotonic()
+                r = conn.response(1, timeout_s=10)
+                self.assertEqual((r.status, r.body), (200, c.BODY), r)
+                self.assertGreaterEqual(time.monotonic() - t0, 2.9)
+                self.assertIn((3, "NO_ERROR", "request timeout"), conn.goaways)
+                conn.wait_closed(CLOSE_SLACK_S * SLOWDOWN)
+        self.at_once(check, listeners)
 
     def test_closed_flow_control_window_is_closed_at_request_timeout(self):
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            with self.subTest(label):
-                with h2.Conn(port, tls=tls) as conn:
-                    conn.start({h2.SETTINGS_INITIAL_WINDOW_SIZE: 0})  # the response body can never be sent
-                    conn.request(1, "/")
-                    self.assert_closed_at_request_timeout(conn, f"{label}: window never opened")
+
+        def check(label, port, tls):
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start({h2.SETTINGS_INITIAL_WINDOW_SIZE: 0})  # the response body can never be sent
+                conn.request(1, "/")
+                self.assert_closed_at_request_timeout(conn, f"{label}: window never opened")
+        self.at_once(check, listeners)
 
     def test_unread_socket_is_closed_at_request_timeout(self):
         stats_port = free_port()
         srv, listeners = self.h2_server("--delay", "0", "--body-size", "16m", "--stats-listen", f"127.0.0.1:{stats_port}",
                                         *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            with self.subTest(label):
-                kind = "tls" if tls else "http"
-                with h2.Conn(port, tls=tls, rcvbuf_bytes=4096) as conn:
-                    # windows wide open: only the socket, never read, can hold the response back
-                    conn.start({h2.SETTINGS_INITIAL_WINDOW_SIZE: 0x7FFFFFFF})
-                    conn.send(h2.window_update_frame(0, 0x7FFFFFFF - 65535))
-                    conn.request(1, "/")
-                    t0 = time.monotonic()
-                    open_now = lambda: c.stats(f"http://127.0.0.1:{stats_port}")["connections"]["by_listener"][kind]["open"]
-                    self.assertEqual(open_now(), 1)
-                    deadline = t0 + REQUEST_TIMEOUT_S + CLOSE_SLACK_S * SLOWDOWN
-                    while open_now() != 0 and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    elapsed = time.monotonic() - t0
-                    closed = open_now() == 0
-                    self.assertTrue(closed, f"{label}: still open after {elapsed:.1f} s")
-                    self.assertGreaterEqual(elapsed, REQUEST_TIMEOUT_S - 0.1)
+
+        def check(label, port, tls):
+            kind = "tls" if tls else "http"  # each listener's own count: the two cases run at once
+            with h2.Conn(port, tls=tls, rcvbuf_bytes=4096) as conn:
+                # windows wide open: only the socket, never read, can hold the response back
+                conn.start({h2.SETTINGS_INITIAL_WINDOW_SIZE: 0x7FFFFFFF})
+                conn.send(h2.window_update_frame(0, 0x7FFFFFFF - 65535))
+                conn.request(1, "/")
+                t0 = time.monotonic()
+                open_now = lambda: c.stats(f"http://127.0.0.1:{stats_port}")["connections"]["by_listener"][kind]["open"]
+                self.assertEqual(open_now(), 1)
+                deadline = t0 + REQUEST_TIMEOUT_S + CLOSE_SLACK_S * SLOWDOWN
+                while open_now() != 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                elapsed = time.monotonic() - t0
+                closed = open_now() == 0
+                self.assertTrue(closed, f"{label}: still open after {elapsed:.1f} s")
+                self.assertGreaterEqual(elapsed, REQUEST_TIMEOUT_S - 0.1)
+        self.at_once(check, listeners)
 
     def test_continuation_flood_is_closed_at_once(self):
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
@@ -221,34 +227,37 @@ class H2LimitsTest(TlsServerTestCase):
         # h2o 2.2.5 answers a CONTINUATION received after its GOAWAY with "0 bytes consumed" and its
         # parse loop spins on it forever; and it ends the connection (PROTOCOL_ERROR, responses still
         # owed lost) on the CONTINUATION of a stream it ignored after its GOAWAY. Reached here by a
-        # drain (SIGTERM: GOAWAY, and after 1 s a final GOAWAY) while a header block is open.
-        for tls in (False, True):
-            with self.subTest(tls=tls):
-                srv, listeners = self.h2_server("--delay", "0", workers=1)
-                _, port, _ = listeners[1 if tls else 0]
-                with h2.Conn(port, tls=tls) as conn:
-                    conn.start()
-                    conn.request(1, "/wait/2500")
-                    conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 3, conn.header_block("/")))  # no END_HEADERS
-                    time.sleep(0.2)
-                    srv.signal(signal.SIGTERM)
-                    goaways = []
-                    deadline = time.monotonic() + 5 * SLOWDOWN
-                    while len(goaways) < 2 and time.monotonic() < deadline:
-                        f = conn.read_frame(5)
-                        self.assertIsNotNone(f, "closed before the final GOAWAY")
-                        if f.type == h2.GOAWAY:
-                            goaways.append(f.goaway())
-                    self.assertEqual(goaways[-1][0], 3, goaways)
-                    conn.send(h2.frame(h2.CONTINUATION, h2.END_HEADERS, 3))
-                    block = conn.header_block("/late")
-                    conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 5, block[:3]) + h2.frame(h2.CONTINUATION, h2.END_HEADERS, 5, block[3:]))
-                    conn.send(h2.frame(h2.PING, 0, 0, b"12345678"))
-                    r = conn.response(1, timeout_s=5)
-                    self.assertEqual((r.status, r.body), (200, c.BODY), r)
-                    self.assertIn((h2.PING, h2.ACK), [(f.type, f.flags) for f in conn.frames])
-                    self.assertEqual([g for g in conn.goaways if g[1] != "NO_ERROR"], [])
-                self.assertEqual(srv.wait_exit(10), 0, srv.output()[-2000:])
+        # drain (SIGTERM: GOAWAY, and after 1 s a final GOAWAY) while a header block is open. One
+        # server per listener (each is drained), both cases at once.
+        servers = {tls: self.h2_server("--delay", "0", workers=1) for tls in (False, True)}
+
+        def check(label, tls):
+            srv, listeners = servers[tls]
+            _, port, _ = listeners[1 if tls else 0]
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start()
+                conn.request(1, "/wait/2500")
+                conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 3, conn.header_block("/")))  # no END_HEADERS
+                time.sleep(0.2)
+                srv.signal(signal.SIGTERM)
+                goaways = []
+                deadline = time.monotonic() + 5 * SLOWDOWN
+                while len(goaways) < 2 and time.monotonic() < deadline:
+                    f = conn.read_frame(5)
+                    self.assertIsNotNone(f, "closed before the final GOAWAY")
+                    if f.type == h2.GOAWAY:
+                        goaways.append(f.goaway())
+                self.assertEqual(goaways[-1][0], 3, goaways)
+                conn.send(h2.frame(h2.CONTINUATION, h2.END_HEADERS, 3))
+                block = conn.header_block("/late")
+                conn.send(h2.frame(h2.HEADERS, h2.END_STREAM, 5, block[:3]) + h2.frame(h2.CONTINUATION, h2.END_HEADERS, 5, block[3:]))
+                conn.send(h2.frame(h2.PING, 0, 0, b"12345678"))
+                r = conn.response(1, timeout_s=5)
+                self.assertEqual((r.status, r.body), (200, c.BODY), r)
+                self.assertIn((h2.PING, h2.ACK), [(f.type, f.flags) for f in conn.frames])
+                self.assertEqual([g for g in conn.goaways if g[1] != "NO_ERROR"], [])
+            self.assertEqual(srv.wait_exit(10), 0, srv.output()[-2000:])
+        self.at_once(check, [("h2c", False), ("h2-tls", True)])
 
     def test_tls_handshake_that_stops_is_closed_at_request_timeout(self):
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
@@ -265,15 +274,16 @@ class H2LimitsTest(TlsServerTestCase):
         # Only an unfinished request or an unread response counts: an idle connection and a response
         # held for longer than the request timeout are left alone.
         srv, listeners = self.h2_server("--delay", "0", *TIMEOUT_ARGS)
-        for label, port, tls in listeners:
-            with self.subTest(label):
-                with h2.Conn(port, tls=tls) as conn:
-                    conn.start()
-                    conn.request(1, "/wait/3000")
-                    self.assertEqual(conn.response(1, timeout_s=10).status, 200)
-                    time.sleep(REQUEST_TIMEOUT_S + 1.0)
-                    conn.request(3, "/")
-                    self.assertEqual(conn.response(3).status, 200)
+
+        def check(label, port, tls):
+            with h2.Conn(port, tls=tls) as conn:
+                conn.start()
+                conn.request(1, "/wait/3000")
+                self.assertEqual(conn.response(1, timeout_s=10).status, 200)
+                time.sleep(REQUEST_TIMEOUT_S + 1.0)
+                conn.request(3, "/")
+                self.assertEqual(conn.response(3).status, 200)
+        self.at_once(check, listeners)
 
     # ---- 6. concurrent streams ----
 
@@ -330,13 +340,15 @@ class H2LimitsTest(TlsServerTestCase):
             return ok, refused
 
     def test_max_concurrent_streams_is_enforced(self):
+        cases = []
         for limit in (150, 20):
             srv, listeners = self.h2_server("--delay", "0", "--http2-max-concurrent-streams", str(limit))
-            for label, port, tls in listeners:
-                with self.subTest(label, limit=limit):
-                    ok, refused = self.open_streams(port, tls, limit + 1)
-                    self.assertEqual((ok, refused), (limit, [1 + 2 * limit]))
-            srv.stop()
+            cases += [(f"{label}, limit {limit}", port, tls, limit) for label, port, tls in listeners]
+
+        def check(label, port, tls, limit):
+            ok, refused = self.open_streams(port, tls, limit + 1)
+            self.assertEqual((ok, refused), (limit, [1 + 2 * limit]), label)
+        self.at_once(check, cases)  # each case on its own connection; the two servers are apart
 
     def test_h2load_with_more_streams_than_h2o_allowed(self):
         srv = self.server("--delay", "0", "--http2-max-concurrent-streams", "200", workers=1)

@@ -16,7 +16,7 @@ import time
 
 import clients as c
 from mockserver import SLOWDOWN, free_port, run
-from testcase import ServerTestCase
+from testcase import ServerTestCase, release_only
 
 MOCKSTAT = os.path.join(os.path.dirname(__file__), "../../tools/mockstat")
 COLUMNS = ["time", "req/s", "errors/s", "held", "conns", "late_p50_us", "late_p99_us",
@@ -147,7 +147,7 @@ class MockstatFleetTest(ServerTestCase):
         a = self.server("--delay", "1ms", workers=2)
         b = self.server("--delay", "2ms", workers=1)
         before = [c.stats(a), c.stats(b)]
-        interval_s = 3 * SLOWDOWN  # the load below takes well under a second
+        interval_s = 2 * SLOWDOWN  # the load below takes well under a second (checked below)
         proc = subprocess.Popen([sys.executable, MOCKSTAT, a.url, b.url, "--once", "--interval", str(interval_s)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -269,6 +269,7 @@ class MockstatSingleTest(ServerTestCase):
             self.assertEqual(len(doc["worker_requests_per_second"]), 2)
         self.assertEqual(load.failures, [])
 
+    @release_only("tools/mockstat's option parsing: no server is started")
     def test_usage_errors(self):
         for args in (["--bogus"], ["--interval", "0"], ["--count", "-1"], ["--timeout", "0"],
                      ["http://127.0.0.1:1", "127.0.0.1:1/"]):  # the same host twice would count it twice

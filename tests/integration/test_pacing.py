@@ -51,14 +51,9 @@ PROMPT_S = 0.5      # "answered at once" on a release build (scaled by SLOWDOWN)
 
 class PacingCase(TlsServerTestCase):
     def start(self, *args):
-        srv, tls_port = self.tls_server("--delay", "0", *args)
-        self.tls_port = tls_port
-        return srv
+        return self.start_listeners("--delay", "0", *args)
 
-    def http1(self, srv, kind, timeout_s=10.0):
-        if kind == "http1":
-            return c.Conn.to(srv, timeout_s=timeout_s)
-        return c.TlsConn("127.0.0.1", self.tls_port, timeout_s=timeout_s)
+    http1 = TlsServerTestCase.http1_conn
 
     def h2(self, srv, kind):
         conn = pc.TimedH2Conn(srv.port if kind == "h2c" else self.tls_port, tls=kind == "h2-tls")

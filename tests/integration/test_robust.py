@@ -133,13 +133,24 @@ class SlowClientTest(ServerTestCase):
     def test_client_that_never_reads_does_not_grow_memory_or_block(self):
         srv = self.server("--delay", "0", "--body-size", "1m", "--request-timeout", "1s", workers=1)
         normal = background(srv)
+        self.assertTrue(c.wait_until(lambda: normal.latencies or normal.failures))  # its connection is in
+        accepted_before = c.stats(srv)["connections"]["accepted"]
         hogs = []
         for _ in range(10):
             s = c.connect(srv.host, srv.port)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.sendall(c.raw_request() * 50)
             hogs.append(s)
-        time.sleep(2 * SLOWDOWN)
+        polls = [0]  # each /stats request is a connection too
+
+        def hogs_taken_and_gone():
+            polls[0] += 1
+            conns = c.stats(srv)["connections"]
+            return conns["accepted"] - accepted_before >= 10 + polls[0] and conns["open"] <= 2
+
+        # until the server has taken all 10 hogs and let them go at the request timeout (left open:
+        # the normal client's connection and this /stats request's); at most the 2 s this once slept
+        c.wait_until(hogs_taken_and_gone, timeout_s=2, interval_s=0.05)
         worker = c.children(srv.proc.pid)[0]
         self.assertLess(c.rss_bytes(worker), 200 << 20)
         finish(normal, self)

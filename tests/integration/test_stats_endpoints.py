@@ -7,7 +7,6 @@ import os
 import resource
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time

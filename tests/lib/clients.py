@@ -142,6 +142,10 @@ class Conn(SocketClient):
 
     def _fill(self, deadline=None):
         """One recv into self.buf, bounded by the deadline (monotonic) if there is one."""
+        self.buf += self._recv(deadline)
+
+    def _recv(self, deadline=None):
+        """One recv (never empty), bounded by the deadline (monotonic) if there is one."""
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -156,7 +160,7 @@ class Conn(SocketClient):
                 self.sock.settimeout(self.timeout)
         if not chunk:
             raise EOFError("server closed the connection")
-        self.buf += chunk
+        return chunk
 
     def _until(self, marker, deadline=None):
         while marker not in self.buf:
@@ -165,8 +169,17 @@ class Conn(SocketClient):
         return head
 
     def _take(self, n, deadline=None):
-        while len(self.buf) < n:
-            self._fill(deadline)
+        # The chunks are joined once: appending each to self.buf copies the whole buffer per recv,
+        # which made a 16 MiB body take ~10 s to read.
+        if len(self.buf) < n:
+            parts, have = [self.buf], len(self.buf)
+            try:
+                while have < n:
+                    chunk = self._recv(deadline)
+                    parts.append(chunk)
+                    have += len(chunk)
+            finally:  # on EOF or a timeout, what came is left in self.buf as before
+                self.buf = b"".join(parts)
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
@@ -440,6 +453,14 @@ def children(pid):
             return sorted(int(x) for x in f.read().split())
     except FileNotFoundError:
         return []
+
+
+def workers_in_stats(srv, count):
+    """True once the master has exactly `count` children and /stats names each of them. The master
+    writes a worker's pid into /stats just after fork, so a child can show in /proc a moment before
+    /stats has its pid (0 until then): wait for this before taking a pid from /stats."""
+    kids = children(srv.proc.pid)
+    return len(kids) == count and sorted(w["pid"] for w in stats(srv)["workers"]) == kids
 
 
 def kill_worker(srv, pid, sig=signal.SIGKILL):
