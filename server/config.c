@@ -129,7 +129,7 @@ static const struct option_spec option_specs[OPT_ID_COUNT] = {
     [OPT_ID_DELAY_FROM] = {"delay-from", OPT_DELAY_FROM, "request|head", "request",
                            "start the delay when the whole request arrived, or when its head did"},
     [OPT_ID_NO_REQUEST_CONTROL] = {"no-request-control", OPT_BOOL, NULL, "off",
-                                   "ignore /wait/, /delay/, /status/, delay=, status=, size= and X-Mock-* in requests"},
+                                   "ignore /wait/, /delay/, /status/, delay=, status=, size=, fault=, dribble=, rate= and X-Mock-* in requests"},
     [OPT_ID_ALLOW_FAULTS] = {"allow-faults", OPT_BOOL, NULL, "off",
                              "honour fault= and X-Mock-Fault (else 403); needed by --fault"},
     [OPT_ID_FAULT] = {"fault", OPT_FAULT, "SPEC", "none",
@@ -743,5 +743,7 @@ void config_print_help(FILE *out)
     fprintf(out, "\nPaths: any path answers after --delay with --status and --body-size; per request, /wait/<ms>,\n"
                  "/delay/<duration>, /status/<code>, ?delay=, ?status=, ?size= and X-Mock-Delay, X-Mock-Status,\n"
                  "X-Mock-Size choose instead (values, weighted lists like 1ms:90,50ms:10, or distributions like\n"
-                 "lognormal:p50=5ms,p99=20ms). /stats (JSON), /metrics (Prometheus) and /healthz answer at once.\n");
+                 "lognormal:p50=5ms,p99=20ms). ?dribble=<parts>/<duration> or ?rate=<bytes/s> (X-Mock-Dribble,\n"
+                 "X-Mock-Rate) send the body in parts over time. /stats (JSON), /metrics (Prometheus) and /healthz\n"
+                 "answer at once.\n");
 }
