@@ -24,11 +24,26 @@ SANITIZER_PATTERN = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime
                                r"|exited with status 99")
 
 
+# Ports free_port() handed out lately. The kernel may hand the same free port to two binds in a row
+# (the first socket is closed before the second asks), so a server given a TLS port and then its own
+# cleartext port could get one port twice ("--tls-listen ... is given twice", seen once in CI-like
+# runs). Remembering the last few makes one test's ports distinct.
+_recent_ports = []
+_RECENT_PORTS_KEPT = 64
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that nothing listens on right now on host (IPv4 or IPv6; the kernel picks it)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing listens on right now on host (IPv4 or IPv6; the kernel picks it), and
+    none of the last 64 this process was given."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _recent_ports:
+            break
+    _recent_ports.append(port)
+    del _recent_ports[:-_RECENT_PORTS_KEPT]
+    return port
 
 
 def port_is_free(port, host="127.0.0.1"):
