@@ -36,13 +36,6 @@ void http1_response_init(struct http1_response_cache *cache, const struct config
     strbuf_init(&cache->head);
 }
 
-void http1_response_dispose(struct http1_response_cache *cache)
-{
-    strbuf_free(&cache->keep_alive);
-    strbuf_free(&cache->close);
-    strbuf_free(&cache->head);
-}
-
 /* Formats both variants of the default response for the current second (time() is a vDSO read). */
 static void refresh_default(struct http1_response_cache *cache)
 {

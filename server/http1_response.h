@@ -37,7 +37,6 @@ struct http1_response_bytes {
 };
 
 void http1_response_init(struct http1_response_cache *cache, const struct config *config);
-void http1_response_dispose(struct http1_response_cache *cache);
 
 /* The default benchmark response (HEAD: without the body). Never fails. */
 struct http1_response_bytes http1_response_default(struct http1_response_cache *cache, bool keep_alive, bool is_head);

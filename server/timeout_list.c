@@ -59,8 +59,3 @@ void timeout_list_remove(struct timeout_list *list, struct timeout_node *node)
         list->tail = node->prev;
     node->prev = node->next = NULL;
 }
-
-void timeout_list_stop(struct timeout_list *list)
-{
-    ev_timer_stop(list->loop, &list->timer);
-}

@@ -39,7 +39,4 @@ void timeout_list_append(struct timeout_list *list, struct timeout_node *node, u
 /* Takes `node` out of `list`, which must hold it. */
 void timeout_list_remove(struct timeout_list *list, struct timeout_node *node);
 
-/* Stops the timer (the nodes stay; the owner frees them). */
-void timeout_list_stop(struct timeout_list *list);
-
 #endif
